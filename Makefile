@@ -1,0 +1,50 @@
+# Two commands for a fresh machine:  `make run`  and  `make test`.  See README.md.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export FLASK_APP := wsgi
+
+.PHONY: run test setup db seed lint format bench browser-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+db: setup
+	DIRECTORY_ENV=development $(BIN)/flask init-db
+	DIRECTORY_ENV=development $(BIN)/flask seed
+
+## Serve the app at http://127.0.0.1:5000 on SQLite (instance/directory.db) with sample data.
+run: db
+	DIRECTORY_ENV=development $(BIN)/flask run --host 127.0.0.1 --port 5000
+
+## Debian's chromium for the browser tests (Playwright drives it; it never downloads a browser).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  else echo "Browser tests need chromium: sudo apt-get install -y chromium"; fi; }
+
+## Everything: lint, then the whole suite (SQLite; PostgreSQL too when TEST_DATABASE_URL is set).
+test: setup browser-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

@@ -1,0 +1,65 @@
+"""LDN Directory: pharmacies that make Low Dose Naltrexone well, and doctors who prescribe it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy.exc import ArgumentError
+
+from .config import ConfigError, from_environment
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        instance_relative_config=True,
+        template_folder=str(ROOT / "templates"),
+    )
+    try:
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        app.config.from_mapping(
+            from_environment(Path(app.instance_path), testing=bool(test_config))
+        )
+    except (ConfigError, OSError) as exc:
+        raise SystemExit(f"LDN Directory cannot start: {exc}") from None
+    if test_config:
+        app.config.from_mapping(test_config)
+
+    from . import cli, db, errors, security, templating
+    from .extensions import csrf, limiter, login_manager, migrate
+    from .extensions import db as sqla
+
+    try:
+        sqla.init_app(app)
+    except ArgumentError:
+        raise SystemExit(
+            "LDN Directory cannot start: DATABASE_URL is not a database URL "
+            "(e.g. sqlite:////path/to/file.db or postgresql+psycopg://user@host/dbname)."
+        ) from None
+    with app.app_context():
+        db.configure_engine(sqla.engine)
+    migrate.init_app(app, sqla, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    security.init_app(app)
+    templating.init_app(app)
+    errors.init_app(app)
+    cli.init_app(app)
+
+    from .views import api, public, submit
+
+    for blueprint in (public.bp, submit.bp, api.bp):
+        app.register_blueprint(blueprint)
+
+    if not app.debug and not app.testing:
+        logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+    return app

@@ -1,0 +1,541 @@
+"""WTForms classes. Forms turn request data into the plain listing dict (directory/listings.py)
+and back; they hold no rules beyond checking what one person typed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    DecimalField,
+    EmailField,
+    Field,
+    HiddenField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    URLField,
+)
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    StopValidation,
+    ValidationError,
+)
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from . import validation, vocab
+from .models import (
+    SR_POLICY_TEXT,
+    STATUS_TEXT,
+    FlagType,
+    SRPolicy,
+    Status,
+    VerifyMethod,
+)
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+    def pre_validate(self, form: Any) -> None:
+        # Unknown codes (a forged request) get a message, not a crash.
+        known = {value for value, _label in (self.choices or [])}  # type: ignore[misc]
+        unknown = [v for v in (self.data or []) if v not in known]
+        if unknown:
+            raise ValidationError("Please choose from the list.")
+
+
+def _strip(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _none_if_empty(value: Any) -> Any:
+    value = _strip(value)
+    return value or None
+
+
+STRIP = [_strip]
+TRI_STATE = [("yes", "Yes"), ("no", "No"), ("unknown", "Don't know")]
+COUNTRY_HINT = "Two-letter country code, e.g. US, GB, CA."
+
+
+class Honeypot(StringField):
+    """Hidden from people by CSS and from screen readers; bots fill every field they see."""
+
+
+def _countries() -> list[tuple[str, str]]:
+    return [("US", "United States")] + [
+        (code, name) for code, name in vocab.countries().items() if code != "US"
+    ]
+
+
+def _states() -> list[tuple[str, str]]:
+    return sorted(vocab.us_states().items(), key=lambda kv: kv[1])
+
+
+class ListingForm(FlaskForm):
+    """Fields every listing has: name, where it is, how to reach it."""
+
+    name = StringField(
+        "Name", validators=[DataRequired("Please enter the name."), Length(max=200)], filters=STRIP
+    )
+    street = StringField("Street address", validators=[Optional(), Length(max=200)], filters=STRIP)
+    city = StringField("City or town", validators=[Optional(), Length(max=120)], filters=STRIP)
+    state = SelectField("State", validators=[Optional()])
+    region_other = StringField(
+        "Region or province (outside the US)",
+        validators=[Optional(), Length(max=80)],
+        filters=STRIP,
+    )
+    postal_code = StringField(
+        "ZIP or postal code", validators=[Optional(), Length(max=20)], filters=STRIP
+    )
+    country = SelectField("Country", default="US", validators=[DataRequired()])
+    phone = StringField("Phone", validators=[Optional(), Length(max=40)], filters=STRIP)
+    website = URLField("Website", validators=[Optional(), Length(max=300)], filters=STRIP)
+    email = EmailField(
+        "Email",
+        validators=[
+            Optional(),
+            Length(max=200),
+            Email("Enter an email address like name@example.org."),
+        ],
+        filters=STRIP,
+    )
+    # The honeypot: a plausible name so that form-filling bots take the bait.
+    company_fax = Honeypot("Leave this empty", validators=[Optional()])
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.state.choices = [("", "Choose a state")] + _states()
+        self.country.choices = _countries()
+
+    def validate_state(self, field: Field) -> None:
+        if self.country.data == "US" and not field.data and (self.street.data or self.city.data):
+            raise ValidationError("Please choose the state.")
+        if field.data and self.country.data != "US":
+            raise ValidationError("States are for US addresses; use the region box instead.")
+
+    def validate_postal_code(self, field: Field) -> None:
+        if field.data:
+            problem = validation.postal_code_problem(field.data, self.country.data or "US")
+            if problem:
+                raise ValidationError(problem)
+
+    def validate_phone(self, field: Field) -> None:
+        if field.data:
+            try:
+                field.data = validation.normalise_phone(field.data, self.country.data or "US")
+            except ValueError as exc:
+                raise ValidationError(str(exc)) from None
+
+    def validate_website(self, field: Field) -> None:
+        if field.data:
+            problem = validation.url_problem(field.data)
+            if problem:
+                raise StopValidation(problem)
+
+    def validate_company_fax(self, field: Field) -> None:
+        if field.data:
+            raise ValidationError("Please leave this field empty.")
+
+    # --- to and from the listing dict ---
+
+    def common_data(self) -> dict[str, Any]:
+        country = self.country.data or "US"
+        return {
+            "name": self.name.data,
+            "street": self.street.data or None,
+            "city": self.city.data or None,
+            "region": (self.state.data or None)
+            if country == "US"
+            else (self.region_other.data or None),
+            "postal_code": (self.postal_code.data or "").upper() or None,
+            "country": country,
+            "phone": self.phone.data or None,
+            "website": self.website.data or None,
+            "email": (self.email.data or "").lower() or None,
+        }
+
+    def fill_common(self, data: dict[str, Any]) -> None:
+        for key in ("name", "street", "city", "postal_code", "phone", "website", "email"):
+            getattr(self, key).data = data.get(key)
+        country = data.get("country") or "US"
+        self.country.data = country
+        if country == "US":
+            self.state.data = data.get("region")
+        else:
+            self.region_other.data = data.get("region")
+
+
+def _tri(value: str | None) -> bool | None:
+    return {"yes": True, "no": False}.get(value or "")
+
+
+def _from_tri(value: bool | None) -> str:
+    return "unknown" if value is None else ("yes" if value else "no")
+
+
+class PharmacyForm(ListingForm):
+    makes_ldn = RadioField(
+        "Does it make LDN?", choices=TRI_STATE, default="yes", validators=[InputRequired()]
+    )
+    dosage_forms = MultiCheckboxField("Which forms of LDN does it make?")
+    sr_policy = RadioField(
+        "Does it make slow-release LDN?",
+        choices=[(p.value, SR_POLICY_TEXT[p]) for p in SRPolicy],
+        default=SRPolicy.UNKNOWN.value,
+        validators=[InputRequired("Please choose one; 'don't know' is fine.")],
+    )
+    fillers = MultiCheckboxField("Which fillers does it use in capsules?")
+    fillers_unknown = BooleanField("I don't know which fillers it uses", default=True)
+    price_notes = StringField(
+        "Price notes",
+        validators=[Optional(), Length(max=500)],
+        filters=STRIP,
+        description="For example: about $30 for 30 capsules of 4.5 mg.",
+    )
+    mail_order = RadioField(
+        "Does it mail prescriptions?",
+        choices=[("yes", "Yes"), ("no", "No")],
+        default="no",
+        validators=[InputRequired()],
+    )
+    ships_to = MultiCheckboxField("US states it ships to")
+    ships_to_countries = StringField(
+        "Countries it ships to (outside the US)",
+        validators=[Optional(), Length(max=200)],
+        filters=STRIP,
+        description="Two-letter codes separated by commas, e.g. GB, IE.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from .models import DosageForm, Filler, vocabulary
+
+        self.dosage_forms.choices = [(d.code, d.name) for d in vocabulary(DosageForm)]
+        self.fillers.choices = [(f.code, f.name) for f in vocabulary(Filler)]
+        self.ships_to.choices = _states()
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        ok = super().validate(extra_validators)
+        if not (self.phone.data or self.website.data or self.email.data):
+            self.phone.errors = [
+                *self.phone.errors,
+                "Give at least one way to reach the pharmacy: phone, website or email.",
+            ]
+            ok = False
+        if self.fillers.data and self.fillers_unknown.data:
+            self.fillers_unknown.errors = [
+                *self.fillers_unknown.errors,
+                "Untick this if you chose fillers above.",
+            ]
+            ok = False
+        return ok
+
+    def validate_ships_to_countries(self, field: Field) -> None:
+        codes = [
+            c.strip().upper() for c in (field.data or "").replace(";", ",").split(",") if c.strip()
+        ]
+        bad = [c for c in codes if c not in vocab.countries()]
+        if bad:
+            raise ValidationError(f"Unknown country code: {', '.join(bad[:3])}. {COUNTRY_HINT}")
+
+    def to_data(self) -> dict[str, Any]:
+        data = self.common_data()
+        countries = [
+            c.strip().upper()
+            for c in (self.ships_to_countries.data or "").replace(";", ",").split(",")
+            if c.strip()
+        ]
+        data.update(
+            makes_ldn=_tri(self.makes_ldn.data),
+            dosage_forms=sorted(self.dosage_forms.data or []),
+            sr_policy=self.sr_policy.data,
+            fillers=None if self.fillers_unknown.data else sorted(self.fillers.data or []),
+            price_notes=self.price_notes.data or None,
+            mail_order=self.mail_order.data == "yes",
+            ships_to=sorted(set(self.ships_to.data or []) | set(countries)),
+        )
+        return data
+
+    def fill(self, data: dict[str, Any]) -> None:
+        self.fill_common(data)
+        self.makes_ldn.data = _from_tri(data.get("makes_ldn"))
+        self.dosage_forms.data = list(data.get("dosage_forms") or [])
+        self.sr_policy.data = data.get("sr_policy") or SRPolicy.UNKNOWN.value
+        self.fillers.data = list(data.get("fillers") or [])
+        self.fillers_unknown.data = data.get("fillers") is None
+        self.price_notes.data = data.get("price_notes")
+        self.mail_order.data = "yes" if data.get("mail_order") else "no"
+        regions = data.get("ships_to") or []
+        self.ships_to.data = [c for c in regions if c.startswith("US-")]
+        self.ships_to_countries.data = ", ".join(c for c in regions if not c.startswith("US-"))
+
+
+class PrescriberForm(ListingForm):
+    name = StringField(
+        "Name",
+        validators=[DataRequired("Please enter the prescriber's name."), Length(max=200)],
+        filters=STRIP,
+        description="For example: Dr. Ana Rivera",
+    )
+    credentials = StringField(
+        "Credentials",
+        validators=[Optional(), Length(max=60)],
+        filters=STRIP,
+        description="MD, DO, NP, PA-C, ND…",
+    )
+    specialty = StringField("Specialty", validators=[Optional(), Length(max=120)], filters=STRIP)
+    practice = StringField(
+        "Practice or clinic", validators=[Optional(), Length(max=200)], filters=STRIP
+    )
+    telehealth = RadioField(
+        "Do they see patients by telehealth?",
+        choices=[
+            ("no", "No, office visits only"),
+            ("yes", "Yes, and in the office"),
+            ("only", "Telehealth only"),
+        ],
+        default="no",
+        validators=[InputRequired()],
+    )
+    licensed_in = MultiCheckboxField("US states where they are licensed")
+    npi = StringField(
+        "NPI number",
+        validators=[Optional(), Length(max=14)],
+        filters=STRIP,
+        description="10 digits, for US prescribers. Leave empty if you don't know it.",
+    )
+    accepting_new_patients = RadioField(
+        "Accepting new patients?",
+        choices=TRI_STATE,
+        default="unknown",
+        validators=[InputRequired()],
+    )
+    conditions = MultiCheckboxField("Conditions they treat with LDN")
+    dosing_notes = TextAreaField(
+        "How do they dose LDN?",
+        validators=[Optional(), Length(max=1000)],
+        filters=STRIP,
+        description="For example: starts at 1.5 mg and raises every two weeks.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from .models import Condition, vocabulary
+
+        self.licensed_in.choices = _states()
+        self.conditions.choices = [(c.code, c.name) for c in vocabulary(Condition)]
+
+    def validate_npi(self, field: Field) -> None:
+        if field.data:
+            digits = field.data.replace(" ", "").replace("-", "")
+            if not (len(digits) == 10 and digits.isdigit()):
+                raise ValidationError("An NPI has exactly 10 digits.")
+            if not validation.npi_valid(digits):
+                raise ValidationError(
+                    "This NPI's last digit doesn't match: please check it for a typo."
+                )
+            field.data = digits
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        ok = super().validate(extra_validators)
+        if self.telehealth.data != "only" and not (self.city.data or self.postal_code.data):
+            self.city.errors = [
+                *self.city.errors,
+                "Give the city or ZIP of the office, or choose 'Telehealth only'.",
+            ]
+            ok = False
+        if (
+            self.telehealth.data in ("yes", "only")
+            and not self.licensed_in.data
+            and self.country.data == "US"
+        ):
+            self.licensed_in.errors = [
+                *self.licensed_in.errors,
+                "Choose at least one state for telehealth.",
+            ]
+            ok = False
+        return ok
+
+    def to_data(self) -> dict[str, Any]:
+        data = self.common_data()
+        data.update(
+            credentials=self.credentials.data or None,
+            specialty=self.specialty.data or None,
+            practice=self.practice.data or None,
+            telehealth=self.telehealth.data in ("yes", "only"),
+            telehealth_only=self.telehealth.data == "only",
+            licensed_in=sorted(self.licensed_in.data or []),
+            npi=self.npi.data or None,
+            accepting_new_patients=_tri(self.accepting_new_patients.data),
+            conditions=sorted(self.conditions.data or []),
+            dosing_notes=self.dosing_notes.data or None,
+        )
+        return data
+
+    def fill(self, data: dict[str, Any]) -> None:
+        self.fill_common(data)
+        for key in ("credentials", "specialty", "practice", "npi", "dosing_notes"):
+            getattr(self, key).data = data.get(key)
+        self.telehealth.data = (
+            "only" if data.get("telehealth_only") else ("yes" if data.get("telehealth") else "no")
+        )
+        self.licensed_in.data = list(data.get("licensed_in") or [])
+        self.accepting_new_patients.data = _from_tri(data.get("accepting_new_patients"))
+        self.conditions.data = list(data.get("conditions") or [])
+
+
+class SubmitterMixin:
+    """About the person sending it. Private: moderators see it, the public never does."""
+
+    submitter_relation = RadioField(
+        "How do you know about it? (optional)",
+        choices=[
+            ("staff", "I work there"),
+            ("patient", "I am a patient there"),
+            ("other", "Other"),
+        ],
+        validators=[Optional()],
+    )
+    submitter_email = EmailField(
+        "Your email, if a moderator may ask you a question (optional, never shown)",
+        validators=[
+            Optional(),
+            Length(max=200),
+            Email("Enter an email address like name@example.org."),
+        ],
+        filters=STRIP,
+    )
+    note = TextAreaField(
+        "Anything else a moderator should know? (optional)",
+        validators=[Optional(), Length(max=2000)],
+        filters=STRIP,
+    )
+
+
+PROBLEMS = [
+    ("wrong_details", "Some details are wrong"),
+    ("closed", "It has closed"),
+    ("quality", "A quality concern"),
+    ("sr_fillers", "The slow-release or filler information is wrong"),
+    ("other", "Something else"),
+]
+
+
+class CorrectionMixin(SubmitterMixin):
+    problem = RadioField(
+        "What's the problem?",
+        choices=PROBLEMS,
+        validators=[InputRequired("Please choose what kind of problem it is.")],
+    )
+
+
+class NewPharmacyForm(SubmitterMixin, PharmacyForm):
+    pass
+
+
+class NewPrescriberForm(SubmitterMixin, PrescriberForm):
+    pass
+
+
+class PharmacyCorrectionForm(CorrectionMixin, PharmacyForm):
+    pass
+
+
+class PrescriberCorrectionForm(CorrectionMixin, PrescriberForm):
+    pass
+
+
+def form_class(kind: str, *, correction: bool = False) -> type[PharmacyForm] | type[PrescriberForm]:
+    if kind == "pharmacy":
+        return PharmacyCorrectionForm if correction else NewPharmacyForm
+    return PrescriberCorrectionForm if correction else NewPrescriberForm
+
+
+# --- moderators -------------------------------------------------------------------------------
+
+
+class LoginForm(FlaskForm):
+    username = StringField(
+        "Name",
+        validators=[DataRequired("Enter your moderator name."), Length(max=60)],
+        filters=STRIP,
+    )
+    password = PasswordField(
+        "Password", validators=[DataRequired("Enter your password."), Length(max=200)]
+    )
+    next = HiddenField()
+
+
+class ReasonForm(FlaskForm):
+    reason = TextAreaField(
+        "Reason (required, recorded in the history)",
+        validators=[DataRequired("Please give a reason."), Length(max=2000)],
+        filters=STRIP,
+    )
+
+
+class ActionForm(FlaskForm):
+    """A bare form for one-click actions: its only job is the CSRF token."""
+
+
+class VerifyForm(FlaskForm):
+    method = RadioField(
+        "How did you check?",
+        choices=[(m.value, m.value.replace("_", " ")) for m in VerifyMethod],
+        validators=[InputRequired("Choose how you checked.")],
+    )
+    verified_on = DateField("On", validators=[InputRequired("Enter the date you checked.")])
+    note = StringField("Note (optional)", validators=[Optional(), Length(max=500)], filters=STRIP)
+
+
+class FlagForm(FlaskForm):
+    type = SelectField("Kind", choices=[(t.value, t.value.replace("_", " ")) for t in FlagType])
+    label = StringField("What it says", validators=[DataRequired(), Length(max=200)], filters=STRIP)
+    source = StringField("Who says so", validators=[DataRequired(), Length(max=200)], filters=STRIP)
+    as_of = DateField("As of", validators=[InputRequired("Enter the date of the source.")])
+    url = URLField("Link (optional)", validators=[Optional(), Length(max=300)], filters=STRIP)
+
+    def validate_url(self, field: Field) -> None:
+        if field.data:
+            problem = validation.url_problem(field.data)
+            if problem:
+                raise ValidationError(problem)
+
+
+class StatusForm(FlaskForm):
+    status = SelectField("Status", choices=[(s.value, STATUS_TEXT[s]) for s in Status])
+    reason = TextAreaField(
+        "Reason",
+        validators=[DataRequired("Please give a reason."), Length(max=2000)],
+        filters=STRIP,
+    )
+
+
+class PinForm(FlaskForm):
+    lat = DecimalField("Latitude", places=6, validators=[InputRequired(), NumberRange(-90, 90)])
+    lon = DecimalField("Longitude", places=6, validators=[InputRequired(), NumberRange(-180, 180)])
+
+
+class AccountForm(FlaskForm):
+    username = StringField(
+        "Name", validators=[DataRequired(), Length(min=2, max=60)], filters=STRIP
+    )
+    password = PasswordField(
+        "Password (at least 12 characters)",
+        validators=[DataRequired(), Length(min=12, max=200, message="At least 12 characters.")],
+    )
+    role = SelectField("Role", choices=[("moderator", "Moderator"), ("admin", "Admin")])

@@ -1,0 +1,240 @@
+"""A listing as plain data: the one definition of its public fields.
+
+Seeds, submissions, moderation (diffs and the audit trail) and the API all speak this dict
+shape, so a field is added in one place. Lists of codes are sorted; `fillers` is None when the
+fillers are unknown, which is not the same as an empty list.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import url_for
+from sqlalchemy import select
+
+from .extensions import db
+from .models import (
+    Condition,
+    DosageForm,
+    Filler,
+    Kind,
+    Listing,
+    Precision,
+    RegionRole,
+    SRPolicy,
+    Status,
+)
+
+COMMON_FIELDS = (
+    "name",
+    "street",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+    "lat",
+    "lon",
+    "geo_precision",
+    "phone",
+    "website",
+    "email",
+    "status",
+)
+PHARMACY_FIELDS = (
+    "makes_ldn",
+    "dosage_forms",
+    "sr_policy",
+    "fillers",
+    "price_notes",
+    "mail_order",
+    "ships_to",
+)
+PRESCRIBER_FIELDS = (
+    "credentials",
+    "specialty",
+    "practice",
+    "telehealth",
+    "telehealth_only",
+    "licensed_in",
+    "npi",
+    "accepting_new_patients",
+    "conditions",
+    "dosing_notes",
+)
+
+FIELD_LABELS = {
+    "name": "Name",
+    "street": "Street address",
+    "city": "City or town",
+    "region": "State or region",
+    "postal_code": "ZIP or postal code",
+    "country": "Country",
+    "lat": "Latitude",
+    "lon": "Longitude",
+    "geo_precision": "Map pin accuracy",
+    "phone": "Phone",
+    "website": "Website",
+    "email": "Email",
+    "status": "Open or closed",
+    "makes_ldn": "Makes LDN",
+    "dosage_forms": "Forms of LDN",
+    "sr_policy": "Slow-release policy",
+    "fillers": "Fillers",
+    "price_notes": "Price notes",
+    "mail_order": "Mails prescriptions",
+    "ships_to": "Ships to",
+    "credentials": "Credentials",
+    "specialty": "Specialty",
+    "practice": "Practice",
+    "telehealth": "Offers telehealth",
+    "telehealth_only": "Telehealth only (no office visits)",
+    "licensed_in": "Licensed in",
+    "npi": "NPI number",
+    "accepting_new_patients": "Accepting new patients",
+    "conditions": "Conditions treated with LDN",
+    "dosing_notes": "Dosing approach",
+}
+
+
+def fields_for(kind: Kind | str) -> tuple[str, ...]:
+    extra = PHARMACY_FIELDS if Kind(kind) == Kind.PHARMACY else PRESCRIBER_FIELDS
+    return COMMON_FIELDS + extra
+
+
+def _plain(value: Any) -> Any:
+    return value.value if hasattr(value, "value") else value
+
+
+def to_data(listing: Listing) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for field in fields_for(listing.kind):
+        if field == "dosage_forms":
+            data[field] = [d.code for d in listing.dosage_forms]
+        elif field == "conditions":
+            data[field] = [c.code for c in listing.conditions]
+        elif field == "fillers":
+            data[field] = [f.code for f in listing.fillers] if listing.fillers_known else None
+        elif field == "ships_to":
+            data[field] = listing.ships_to
+        elif field == "licensed_in":
+            data[field] = listing.licensed_in
+        else:
+            data[field] = _plain(getattr(listing, field))
+    return data
+
+
+def _lookup(model: type, codes: list[str]) -> list[Any]:
+    if not codes:
+        return []
+    found = {
+        row.code: row for row in db.session.scalars(select(model).where(model.code.in_(codes)))
+    }
+    missing = sorted(set(codes) - set(found))
+    if missing:
+        raise ValueError(f"Unknown {model.__tablename__} code(s): {', '.join(missing)}")
+    return [found[c] for c in sorted(set(codes))]
+
+
+def apply_data(listing: Listing, data: dict[str, Any]) -> None:
+    """Set the given fields on a listing; keys not in `data` are left alone."""
+    enums = {"geo_precision": Precision, "status": Status, "sr_policy": SRPolicy}
+    for field in fields_for(listing.kind):
+        if field not in data:
+            continue
+        value = data[field]
+        if field == "dosage_forms":
+            listing.dosage_forms = _lookup(DosageForm, value or [])
+        elif field == "conditions":
+            listing.conditions = _lookup(Condition, value or [])
+        elif field == "fillers":
+            listing.fillers_known = value is not None
+            listing.fillers = _lookup(Filler, value or [])
+        elif field == "ships_to":
+            listing.set_regions(RegionRole.SHIPS_TO, value or [])
+        elif field == "licensed_in":
+            listing.set_regions(RegionRole.LICENSED_IN, value or [])
+        elif field in enums:
+            setattr(listing, field, enums[field](value) if value is not None else None)
+        else:
+            setattr(listing, field, value)
+        if field == "phone":
+            listing.phone_digits = phone_digits(value)
+
+
+def phone_digits(phone: str | None) -> str | None:
+    if not phone:
+        return None
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    # "+1 206 555 0100" and "(206) 555-0100" are the same US number.
+    if len(digits) == 11 and digits.startswith("1"):
+        digits = digits[1:]
+    return digits or None
+
+
+def detail_url(listing: Listing, **kwargs: Any) -> str:
+    endpoint = "public.pharmacy" if listing.kind == Kind.PHARMACY else "public.prescriber"
+    return url_for(endpoint, listing_id=listing.id, slug=listing.slug, **kwargs)
+
+
+def public_dict(listing: Listing, *, external: bool = False) -> dict[str, Any]:
+    """Every public field, for the API and exports. Never includes anything a submitter sent
+    privately (that lives on Submission, not here)."""
+    data = to_data(listing)
+    data.update(
+        id=listing.id,
+        kind=listing.kind.value,
+        url=detail_url(listing, _external=external),
+        address=listing.address_line,
+        verified_on=listing.verified_on.isoformat() if listing.verified_on else None,
+        needs_reconfirming=listing.is_stale,
+        is_sample=listing.is_sample,
+        flags=[
+            {
+                "type": f.type.value,
+                "label": f.label,
+                "source": f.source,
+                "as_of": f.as_of.isoformat(),
+                "url": f.url,
+            }
+            for f in listing.flags
+        ],
+    )
+    return data
+
+
+def parse_date(value: str | date | None) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    text = value.strip()
+    if len(text) == 7:  # "2026-05": a month, as curated lists publish them
+        text += "-01"
+    return date.fromisoformat(text)
+
+
+def json_ld(listing: Listing) -> dict[str, Any]:
+    """schema.org Pharmacy / Physician for search engines."""
+    data: dict[str, Any] = {
+        "@context": "https://schema.org",
+        "@type": "Pharmacy" if listing.kind == Kind.PHARMACY else "Physician",
+        "name": listing.name,
+        "url": detail_url(listing, _external=True),
+    }
+    if listing.phone:
+        data["telephone"] = listing.phone
+    if listing.email:
+        data["email"] = listing.email
+    if listing.street or listing.city:
+        data["address"] = {
+            "@type": "PostalAddress",
+            "streetAddress": listing.street,
+            "addressLocality": listing.city,
+            "addressRegion": (listing.region or "").removeprefix("US-") or None,
+            "postalCode": listing.postal_code,
+            "addressCountry": listing.country,
+        }
+    if listing.lat is not None and not listing.telehealth_only:
+        data["geo"] = {"@type": "GeoCoordinates", "latitude": listing.lat, "longitude": listing.lon}
+    if listing.kind == Kind.PRESCRIBER and listing.specialty:
+        data["medicalSpecialty"] = listing.specialty
+    return data

@@ -1,0 +1,513 @@
+"""The data model.
+
+Published listings (pharmacies and prescribers) live in `listings`; what the public sends lives in
+`submissions` until a moderator acts on it (directory/moderation.py is the only code that turns
+one into the other). Vocabularies (fillers, dosage forms, conditions, US states) are tables loaded
+from seeds/, so moderators and tests share one source of truth for codes and their guidance.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import unicodedata
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    event,
+    select,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+
+STALE_AFTER = timedelta(days=365)  # "call to confirm" after this long without verification
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def slugify(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:60].rstrip("-") or "listing"
+
+
+class Kind(StrEnum):
+    PHARMACY = "pharmacy"
+    PRESCRIBER = "prescriber"
+
+
+class Precision(StrEnum):
+    COORDINATES = "coordinates"
+    ADDRESS = "address"
+    POSTAL_CODE = "postal_code"
+    CITY = "city"
+    REGION = "region"
+
+
+class SRPolicy(StrEnum):
+    IR_ONLY = "ir_only"
+    SR_ON_REQUEST = "sr_on_request"
+    SR_DEFAULT = "sr_default"
+    UNKNOWN = "unknown"
+
+
+class Status(StrEnum):
+    OPEN = "open"
+    TEMPORARILY_CLOSED = "temporarily_closed"
+    CLOSED = "closed"
+
+
+class Guidance(StrEnum):
+    FINE = "fine"
+    CAUTION = "caution"
+    ADVISED_AGAINST = "advised_against"
+
+
+class FlagType(StrEnum):
+    CURATED_LIST = "curated_list"
+    ACCREDITATION = "accreditation"
+    PROBLEM_REPORT = "problem_report"
+
+
+class VerifyMethod(StrEnum):
+    PHONE = "phone"
+    WEBSITE = "website"
+    IN_PERSON = "in_person"
+
+
+class RegionRole(StrEnum):
+    SHIPS_TO = "ships_to"
+    LICENSED_IN = "licensed_in"
+
+
+class Role(StrEnum):
+    MODERATOR = "moderator"
+    ADMIN = "admin"
+
+
+class SubmissionType(StrEnum):
+    NEW = "new"
+    CORRECTION = "correction"
+
+
+class SubmissionStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    MERGED = "merged"
+
+
+# Plain-words labels shared by templates, API docs and forms.
+SR_POLICY_TEXT = {
+    SRPolicy.IR_ONLY: "Makes immediate-release LDN only",
+    SRPolicy.SR_ON_REQUEST: "Makes slow-release LDN only when a prescription asks for it",
+    SRPolicy.SR_DEFAULT: "Makes slow-release LDN unless told otherwise",
+    SRPolicy.UNKNOWN: "We don't know whether it makes slow-release LDN",
+}
+STATUS_TEXT = {
+    Status.OPEN: "Open",
+    Status.TEMPORARILY_CLOSED: "Temporarily closed",
+    Status.CLOSED: "Closed",
+}
+GUIDANCE_TEXT = {
+    Guidance.FINE: "Fine",
+    Guidance.CAUTION: "Take care",
+    Guidance.ADVISED_AGAINST: "Advised against",
+}
+VERIFY_METHOD_TEXT = {
+    VerifyMethod.PHONE: "by phone",
+    VerifyMethod.WEBSITE: "from its website",
+    VerifyMethod.IN_PERSON: "in person",
+}
+PRECISION_TEXT = {
+    Precision.COORDINATES: "exact point",
+    Precision.ADDRESS: "street address",
+    Precision.POSTAL_CODE: "postal code area",
+    Precision.CITY: "city",
+    Precision.REGION: "state or country",
+}
+
+
+def _enum(cls: type[enum.Enum], length: int = 24) -> Any:
+    # Stored as VARCHAR with the enum's values (not names), no native enum type, so adding a value
+    # is a code change rather than an ALTER TYPE on PostgreSQL.
+    return db.Enum(
+        cls,
+        native_enum=False,
+        length=length,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+# --- vocabularies -----------------------------------------------------------------------------
+
+
+class Filler(db.Model):
+    __tablename__ = "fillers"
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    guidance: Mapped[Guidance] = mapped_column(_enum(Guidance))
+    why: Mapped[str] = mapped_column(Text, default="")
+
+
+class DosageForm(db.Model):
+    __tablename__ = "dosage_forms"
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+
+
+class Condition(db.Model):
+    __tablename__ = "conditions"
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+
+
+class Region(db.Model):
+    """US states (code US-XX). Countries are ISO 3166-1 codes and need no table."""
+
+    __tablename__ = "regions"
+    code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+
+
+listing_fillers = Table(
+    "listing_fillers",
+    db.metadata,
+    Column("listing_id", ForeignKey("listings.id", ondelete="CASCADE"), primary_key=True),
+    Column("filler_code", ForeignKey("fillers.code"), primary_key=True),
+)
+listing_dosage_forms = Table(
+    "listing_dosage_forms",
+    db.metadata,
+    Column("listing_id", ForeignKey("listings.id", ondelete="CASCADE"), primary_key=True),
+    Column("dosage_form_code", ForeignKey("dosage_forms.code"), primary_key=True),
+    Index("ix_listing_dosage_forms_code", "dosage_form_code"),
+)
+listing_conditions = Table(
+    "listing_conditions",
+    db.metadata,
+    Column("listing_id", ForeignKey("listings.id", ondelete="CASCADE"), primary_key=True),
+    Column("condition_code", ForeignKey("conditions.code"), primary_key=True),
+    Index("ix_listing_conditions_code", "condition_code"),
+)
+
+
+# --- listings ---------------------------------------------------------------------------------
+
+
+class Listing(db.Model):
+    """A published pharmacy or prescriber. One table for both so search, the audit trail and
+    the API share one id space; kind-specific columns are nullable."""
+
+    __tablename__ = "listings"
+    __table_args__ = (
+        Index("ix_listings_lat_lon", "lat", "lon"),
+        Index("ix_listings_npi", "npi"),
+        Index("ix_listings_phone_digits", "phone_digits"),
+        Index("ix_listings_verified_on", "verified_on"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[Kind] = mapped_column(_enum(Kind, 12), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    street: Mapped[str | None] = mapped_column(String(200))
+    city: Mapped[str | None] = mapped_column(String(120))
+    region: Mapped[str | None] = mapped_column(String(80))  # US-XX, or a subdivision name abroad
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    country: Mapped[str] = mapped_column(String(2), default="US")
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    geo_precision: Mapped[Precision | None] = mapped_column(_enum(Precision, 16))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    # Digits only, for duplicate detection across "(206) 555-0100" and "+1 206 555 0100".
+    phone_digits: Mapped[str | None] = mapped_column(String(20))
+    website: Mapped[str | None] = mapped_column(String(300))
+    email: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[Status] = mapped_column(_enum(Status, 20), default=Status.OPEN, index=True)
+    verified_on: Mapped[date | None] = mapped_column(Date)  # latest Verification, kept in step
+    is_sample: Mapped[bool] = mapped_column(Boolean, default=False)
+    seed_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    # Pharmacy
+    makes_ldn: Mapped[bool | None] = mapped_column(Boolean)
+    sr_policy: Mapped[SRPolicy | None] = mapped_column(_enum(SRPolicy, 16))
+    fillers_known: Mapped[bool] = mapped_column(Boolean, default=False)
+    price_notes: Mapped[str | None] = mapped_column(String(500))
+    mail_order: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    # Prescriber
+    credentials: Mapped[str | None] = mapped_column(String(60))
+    specialty: Mapped[str | None] = mapped_column(String(120))
+    practice: Mapped[str | None] = mapped_column(String(200))
+    telehealth: Mapped[bool] = mapped_column(Boolean, default=False)
+    telehealth_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    npi: Mapped[str | None] = mapped_column(String(10))
+    accepting_new_patients: Mapped[bool | None] = mapped_column(Boolean)
+    dosing_notes: Mapped[str | None] = mapped_column(String(1000))
+
+    fillers: Mapped[list[Filler]] = relationship(
+        secondary=listing_fillers, order_by=Filler.code, lazy="selectin"
+    )
+    dosage_forms: Mapped[list[DosageForm]] = relationship(
+        secondary=listing_dosage_forms, order_by=DosageForm.code, lazy="selectin"
+    )
+    conditions: Mapped[list[Condition]] = relationship(
+        secondary=listing_conditions, order_by=Condition.code, lazy="selectin"
+    )
+    regions: Mapped[list[ListingRegion]] = relationship(
+        back_populates="listing", cascade="all, delete-orphan", lazy="selectin"
+    )
+    flags: Mapped[list[ReliabilityFlag]] = relationship(
+        back_populates="listing",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="ReliabilityFlag.id",
+    )
+    verifications: Mapped[list[Verification]] = relationship(
+        back_populates="listing",
+        cascade="all, delete-orphan",
+        order_by="Verification.verified_on.desc()",
+    )
+
+    @property
+    def slug(self) -> str:
+        return slugify(self.name)
+
+    @property
+    def is_pharmacy(self) -> bool:
+        return self.kind == Kind.PHARMACY
+
+    def region_codes(self, role: RegionRole) -> list[str]:
+        return sorted(r.code for r in self.regions if r.role == role)
+
+    @property
+    def ships_to(self) -> list[str]:
+        return self.region_codes(RegionRole.SHIPS_TO)
+
+    @property
+    def licensed_in(self) -> list[str]:
+        return self.region_codes(RegionRole.LICENSED_IN)
+
+    def set_regions(self, role: RegionRole, codes: list[str]) -> None:
+        keep = [r for r in self.regions if r.role != role]
+        self.regions = keep + [ListingRegion(role=role, code=c) for c in sorted(set(codes))]
+
+    def flags_of(self, flag_type: FlagType) -> list[ReliabilityFlag]:
+        return [f for f in self.flags if f.type == flag_type]
+
+    @property
+    def is_stale(self) -> bool:
+        return self.verified_on is None or date.today() - self.verified_on > STALE_AFTER
+
+    @property
+    def worst_filler_guidance(self) -> Guidance | None:
+        """None when the fillers are unknown, so the page can say so rather than imply 'fine'."""
+        if not self.fillers_known:
+            return None
+        order = [Guidance.FINE, Guidance.CAUTION, Guidance.ADVISED_AGAINST]
+        return max((f.guidance for f in self.fillers), key=order.index, default=Guidance.FINE)
+
+    @property
+    def address_line(self) -> str:
+        region = self.region.removeprefix("US-") if self.region else None
+        tail = " ".join(p for p in (region, self.postal_code) if p)
+        parts = [p for p in (self.street, self.city, tail) if p]
+        if self.country != "US":
+            parts.append(self.country)
+        return ", ".join(parts)
+
+
+class ListingRegion(db.Model):
+    """A US state (US-XX) or a country (ISO2) a pharmacy ships to or a prescriber is licensed in."""
+
+    __tablename__ = "listing_regions"
+    __table_args__ = (Index("ix_listing_regions_role_code", "role", "code"),)
+    listing_id: Mapped[int] = mapped_column(
+        ForeignKey("listings.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[RegionRole] = mapped_column(_enum(RegionRole, 12), primary_key=True)
+    code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    listing: Mapped[Listing] = relationship(back_populates="regions")
+
+
+class ReliabilityFlag(db.Model):
+    """A claim about a listing with who makes it and as of when: never a permanent truth."""
+
+    __tablename__ = "reliability_flags"
+    __table_args__ = (Index("ix_flags_listing_type", "listing_id", "type"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id", ondelete="CASCADE"))
+    type: Mapped[FlagType] = mapped_column(_enum(FlagType, 20))
+    label: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(200))
+    as_of: Mapped[date] = mapped_column(Date)
+    url: Mapped[str | None] = mapped_column(String(300))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    listing: Mapped[Listing] = relationship(back_populates="flags")
+
+
+class Verification(db.Model):
+    """A moderator (or the seed data) confirmed the listing's details: when, how, by whom."""
+
+    __tablename__ = "verifications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    listing_id: Mapped[int] = mapped_column(
+        ForeignKey("listings.id", ondelete="CASCADE"), index=True
+    )
+    verified_on: Mapped[date] = mapped_column(Date)
+    method: Mapped[VerifyMethod] = mapped_column(_enum(VerifyMethod, 12))
+    moderator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    listing: Mapped[Listing] = relationship(back_populates="verifications")
+    moderator: Mapped[User | None] = relationship()
+
+
+# --- people and process -----------------------------------------------------------------------
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(60), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[Role] = mapped_column(_enum(Role, 12), default=Role.MODERATOR)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bumped on password change or deactivation; part of the session so old sessions stop working.
+    session_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    MIN_PASSWORD_LENGTH = 12
+
+    def set_password(self, password: str) -> None:
+        if len(password) < self.MIN_PASSWORD_LENGTH:
+            raise ValueError(f"Passwords need at least {self.MIN_PASSWORD_LENGTH} characters.")
+        self.password_hash = generate_password_hash(password, method="scrypt")
+        self.session_version = (self.session_version or 0) + 1
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    @property
+    def is_active(self) -> bool:  # type: ignore[override]
+        return self.active
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
+
+
+class Submission(db.Model):
+    """What a member of the public sent: a new listing or a correction / problem report.
+
+    Stored whole and never shown publicly. `data` holds the typed values as submitted (the same
+    keys as Listing's public fields); `place` the geocode result at submit time.
+    """
+
+    __tablename__ = "submissions"
+    __table_args__ = (
+        Index("ix_submissions_status_created", "status", "created_at"),
+        Index("ix_submissions_content_hash", "content_hash"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    type: Mapped[SubmissionType] = mapped_column(_enum(SubmissionType, 12))
+    listing_kind: Mapped[Kind] = mapped_column(_enum(Kind, 12))
+    listing_id: Mapped[int | None] = mapped_column(ForeignKey("listings.id"), index=True)
+    problem: Mapped[str | None] = mapped_column(String(40))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    note: Mapped[str | None] = mapped_column(Text)
+    submitter_relation: Mapped[str | None] = mapped_column(String(40))
+    submitter_email: Mapped[str | None] = mapped_column(String(200))  # private: moderators only
+    place: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    geocode_error: Mapped[str | None] = mapped_column(String(300))
+    duplicates: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[SubmissionStatus] = mapped_column(
+        _enum(SubmissionStatus, 12), default=SubmissionStatus.PENDING
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    handled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    handled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    listing: Mapped[Listing | None] = relationship()
+    handled_by: Mapped[User | None] = relationship()
+
+
+class AuditEntry(db.Model):
+    """Append-only record of every change to published data and every moderation decision."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_listing", "listing_id", "at"),
+        Index("ix_audit_at", "at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor_label: Mapped[str] = mapped_column(String(80))  # kept even if the account goes
+    action: Mapped[str] = mapped_column(String(40))
+    listing_id: Mapped[int | None] = mapped_column(ForeignKey("listings.id"))
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+@event.listens_for(AuditEntry, "before_update")
+@event.listens_for(AuditEntry, "before_delete")
+def _audit_is_append_only(_mapper, _connection, _target) -> None:  # type: ignore[no-untyped-def]
+    raise RuntimeError("The audit log is append-only.")
+
+
+class GeocodeCacheEntry(db.Model):
+    """Answers from an online geocoder, kept so we ask each question once (hits and misses)."""
+
+    __tablename__ = "geocode_cache"
+    __table_args__ = (db.UniqueConstraint("provider", "query", name="uq_geocode_cache"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    query: Mapped[str] = mapped_column(String(300))
+    result: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# --- named queries ----------------------------------------------------------------------------
+
+
+def public_listing(listing_id: int) -> Listing | None:
+    """A listing as the public may see it: closed listings keep their page (people bookmark
+    them) but say so; there is nothing unpublished in this table to hide."""
+    return db.session.get(Listing, listing_id)
+
+
+def vocabulary(model: type[Filler] | type[DosageForm] | type[Condition] | type[Region]) -> list:
+    return list(db.session.scalars(select(model).order_by(model.name)))

@@ -1,0 +1,313 @@
+"""The OpenAPI 3.1 description of /api/v1. tests/test_api.py validates it and checks real
+responses against these schemas, so it cannot drift from the code unnoticed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .search import DEFAULT_RADIUS, FLAG_FILTERS, KINDS, MAX_PAGE, MAX_RADIUS, UNITS
+
+_nullable_str = {"type": ["string", "null"]}
+_str_list = {"type": "array", "items": {"type": "string"}}
+
+FLAG = {
+    "type": "object",
+    "required": ["type", "label", "source", "as_of"],
+    "properties": {
+        "type": {"type": "string", "enum": ["curated_list", "accreditation", "problem_report"]},
+        "label": {"type": "string"},
+        "source": {"type": "string"},
+        "as_of": {"type": "string", "format": "date"},
+        "url": _nullable_str,
+    },
+}
+
+LISTING = {
+    "type": "object",
+    "required": [
+        "id",
+        "kind",
+        "name",
+        "url",
+        "address",
+        "lat",
+        "lon",
+        "flags",
+        "status",
+        "verified_on",
+        "needs_reconfirming",
+        "country",
+        "phone",
+        "website",
+        "email",
+    ],
+    "properties": {
+        "id": {"type": "integer"},
+        "kind": {"type": "string", "enum": ["pharmacy", "prescriber"]},
+        "name": {"type": "string"},
+        "url": {"type": "string", "description": "The listing's page on this site."},
+        "address": {"type": "string"},
+        "street": _nullable_str,
+        "city": _nullable_str,
+        "region": _nullable_str,
+        "postal_code": _nullable_str,
+        "country": {"type": "string"},
+        "lat": {"type": ["number", "null"]},
+        "lon": {"type": ["number", "null"]},
+        "geo_precision": {
+            "type": ["string", "null"],
+            "enum": ["coordinates", "address", "postal_code", "city", "region", None],
+        },
+        "phone": _nullable_str,
+        "website": _nullable_str,
+        "email": _nullable_str,
+        "status": {"type": "string", "enum": ["open", "temporarily_closed", "closed"]},
+        "verified_on": {"type": ["string", "null"], "format": "date"},
+        "needs_reconfirming": {
+            "type": "boolean",
+            "description": "Not verified in the last 12 months: call to confirm.",
+        },
+        "is_sample": {"type": "boolean"},
+        "flags": {"type": "array", "items": FLAG},
+        "makes_ldn": {"type": ["boolean", "null"]},
+        "dosage_forms": _str_list,
+        "sr_policy": {
+            "type": ["string", "null"],
+            "enum": ["ir_only", "sr_on_request", "sr_default", "unknown", None],
+        },
+        "fillers": {
+            "type": ["array", "null"],
+            "items": {"type": "string"},
+            "description": "Filler codes; null means unknown (not 'none').",
+        },
+        "price_notes": _nullable_str,
+        "mail_order": {"type": "boolean"},
+        "ships_to": _str_list,
+        "credentials": _nullable_str,
+        "specialty": _nullable_str,
+        "practice": _nullable_str,
+        "telehealth": {"type": "boolean"},
+        "telehealth_only": {"type": "boolean"},
+        "licensed_in": _str_list,
+        "npi": _nullable_str,
+        "accepting_new_patients": {"type": ["boolean", "null"]},
+        "conditions": _str_list,
+        "dosing_notes": _nullable_str,
+    },
+}
+
+RESULT = {
+    "allOf": [
+        {"$ref": "#/components/schemas/Listing"},
+        {
+            "type": "object",
+            "required": ["distance"],
+            "properties": {
+                "distance": {
+                    "type": ["number", "null"],
+                    "description": "In the search's unit, one decimal; null in also_available.",
+                }
+            },
+        },
+    ]
+}
+
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                "suggestions": _str_list,
+            },
+        }
+    },
+}
+
+SEARCH_RESPONSE = {
+    "type": "object",
+    "required": ["origin", "radius", "unit", "total", "page", "results", "also_available"],
+    "properties": {
+        "origin": {
+            "type": "object",
+            "required": ["lat", "lon", "label", "precision"],
+            "properties": {
+                "lat": {"type": "number"},
+                "lon": {"type": "number"},
+                "label": {"type": "string"},
+                "precision": {
+                    "type": "string",
+                    "enum": ["coordinates", "address", "postal_code", "city", "region"],
+                },
+                "region": _nullable_str,
+                "country": {"type": "string"},
+            },
+        },
+        "radius": {"type": "number"},
+        "unit": {"type": "string", "enum": list(UNITS)},
+        "kind": {"type": "string", "enum": list(KINDS)},
+        "filters": _str_list,
+        "total": {"type": "integer", "description": "Matches within the radius (at most 1000)."},
+        "total_capped": {"type": "boolean", "description": "True when there are more than 1000."},
+        "page": {"type": "integer"},
+        "pages": {"type": "integer"},
+        "page_size": {"type": "integer"},
+        "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},
+        "also_available": {
+            "type": "array",
+            "description": "Mail-order pharmacies shipping to, and telehealth prescribers "
+            "licensed in, the searcher's state or country, not already in results.",
+            "items": {"$ref": "#/components/schemas/Result"},
+        },
+        "other_places": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+def _param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def document() -> dict[str, Any]:
+    flag_params = [
+        _param(
+            name,
+            f"{label} (applies to {applies if applies != 'both' else 'all'}).",
+            {"type": "string", "enum": ["0", "1"]},
+        )
+        for name, (applies, label) in FLAG_FILTERS.items()
+    ]
+    error_response = {
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "LDN Directory API",
+            "version": "1.0.0",
+            "description": "Published compounding pharmacies that make Low Dose Naltrexone and "
+            "the prescribers of LDN. Read-only. Not medical advice.",
+        },
+        "paths": {
+            "/api/v1/search": {
+                "get": {
+                    "operationId": "search",
+                    "summary": "Listings near a place, nearest first, 20 a page.",
+                    "parameters": [
+                        _param(
+                            "near",
+                            "A ZIP code, 'City, ST', an address or 'lat, lon'. "
+                            "Required unless lat and lon are given.",
+                            {"type": "string", "maxLength": 200},
+                        ),
+                        _param(
+                            "lat",
+                            "Latitude of the searcher (with lon).",
+                            {"type": "number", "minimum": -90, "maximum": 90},
+                        ),
+                        _param(
+                            "lon",
+                            "Longitude of the searcher (with lat).",
+                            {"type": "number", "minimum": -180, "maximum": 180},
+                        ),
+                        _param(
+                            "radius",
+                            "How far to look.",
+                            {
+                                "type": "number",
+                                "exclusiveMinimum": 0,
+                                "maximum": MAX_RADIUS,
+                                "default": DEFAULT_RADIUS,
+                            },
+                        ),
+                        _param(
+                            "unit",
+                            "Unit of radius and distances.",
+                            {"type": "string", "enum": list(UNITS), "default": "mi"},
+                        ),
+                        _param(
+                            "kind",
+                            "What to look for.",
+                            {"type": "string", "enum": list(KINDS), "default": "both"},
+                        ),
+                        _param(
+                            "page",
+                            "Page of results.",
+                            {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
+                        ),
+                        *flag_params,
+                        _param(
+                            "dosage_form",
+                            "Pharmacies that make this form (code).",
+                            {"type": "string"},
+                        ),
+                        _param(
+                            "condition",
+                            "Prescribers who treat this condition (code).",
+                            {"type": "string"},
+                        ),
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "Results.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/SearchResponse"}
+                                }
+                            },
+                        },
+                        "400": {"description": "A parameter is invalid.", **error_response},
+                        "422": {
+                            "description": "The place was not found; see suggestions.",
+                            **error_response,
+                        },
+                        "429": {"description": "Too many requests.", **error_response},
+                    },
+                }
+            },
+            "/api/v1/listings/{id}": {
+                "get": {
+                    "operationId": "getListing",
+                    "summary": "One published listing with every public field.",
+                    "parameters": [
+                        {
+                            "name": "id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The listing.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Listing"}
+                                }
+                            },
+                        },
+                        "404": {"description": "No such listing.", **error_response},
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Listing": LISTING,
+                "Result": RESULT,
+                "SearchResponse": SEARCH_RESPONSE,
+                "Error": ERROR,
+            }
+        },
+    }

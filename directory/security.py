@@ -1,0 +1,95 @@
+"""Security headers, the login manager's user loader, proxy handling and role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, abort, request
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .extensions import db, login_manager
+from .models import User
+
+
+def _csp(app: Flask) -> str:
+    img = ["'self'", "data:"]
+    tile_url = app.config.get("MAP_TILE_URL") or ""
+    if tile_url:
+        parts = urlsplit(tile_url.replace("{s}", "a"))
+        # Leaflet fetches tiles as <img>; allow the tile host (with subdomains) for images only.
+        host = parts.netloc.split(".", 1)[-1] if "{s}" in tile_url else parts.netloc
+        img.append(
+            f"{parts.scheme}://*.{host}" if "{s}" in tile_url else f"{parts.scheme}://{host}"
+        )
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src {' '.join(img)}",
+            "connect-src 'self'",
+            "font-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def init_app(app: Flask) -> None:
+    hops = app.config.get("TRUST_PROXY_HOPS", 0)
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+    csp = _csp(app)
+
+    @app.after_request
+    def _headers(response):  # type: ignore[no-untyped-def]
+        h = response.headers
+        h.setdefault("Content-Security-Policy", csp)
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        h.setdefault("X-Frame-Options", "DENY")
+        h.setdefault("Permissions-Policy", "geolocation=(self), camera=(), microphone=()")
+        if app.config.get("HSTS"):
+            h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if request.blueprint in {"auth", "moderation"}:
+            h["Cache-Control"] = "no-store"
+        return response
+
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to see that page."
+    login_manager.session_protection = "strong"
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> User | None:
+    # The id carries the account's session version, so a password change or deactivation
+    # ends every session that was started before it.
+    try:
+        raw_id, raw_version = user_id.split(":", 1)
+        uid, version = int(raw_id), int(raw_version)
+    except ValueError:
+        return None
+    user = db.session.scalar(select(User).where(User.id == uid))
+    if user is None or user.session_version != version or not user.active:
+        return None
+    return user
+
+
+def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if not current_user.is_admin:
+            abort(403)
+        return view(*args, **kwargs)
+
+    wrapped.admin_only = True  # type: ignore[attr-defined]
+    return wrapped

@@ -1,0 +1,76 @@
+"""Jinja filters and globals that turn stored values into plain words."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Flask, current_app
+
+from . import vocab
+from .listings import detail_url
+from .models import (
+    GUIDANCE_TEXT,
+    PRECISION_TEXT,
+    SR_POLICY_TEXT,
+    STALE_AFTER,
+    STATUS_TEXT,
+    VERIFY_METHOD_TEXT,
+)
+
+
+def ago(day: date | None, today: date | None = None) -> str:
+    """'3 months ago' style, coarse on purpose: patients want a feel for freshness, not a count."""
+    if day is None:
+        return "never"
+    today = today or date.today()
+    days = (today - day).days
+    if days < 0:
+        return "in the future"
+    if days == 0:
+        return "today"
+    if days == 1:
+        return "yesterday"
+    if days < 14:
+        return f"{days} days ago"
+    if days < 60:
+        return f"{days // 7} weeks ago"
+    months = round(days / 30.44)
+    if months < 24:
+        return f"{months} months ago"
+    return f"{days // 365} years ago"
+
+
+def verified_text(day: date | None) -> str:
+    if day is None:
+        return "Not yet verified by a moderator"
+    return f"Verified {ago(day)} ({day.isoformat()})"
+
+
+def is_stale(day: date | None) -> bool:
+    return day is None or date.today() - day > STALE_AFTER
+
+
+def month_year(day: date | None) -> str:
+    return day.strftime("%B %Y") if day else ""
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters.update(
+        ago=ago,
+        verified_text=verified_text,
+        month_year=month_year,
+        region_name=vocab.region_name,
+        country_name=vocab.country_name,
+    )
+    app.jinja_env.globals.update(
+        SR_POLICY_TEXT=SR_POLICY_TEXT,
+        STATUS_TEXT=STATUS_TEXT,
+        GUIDANCE_TEXT=GUIDANCE_TEXT,
+        VERIFY_METHOD_TEXT=VERIFY_METHOD_TEXT,
+        PRECISION_TEXT=PRECISION_TEXT,
+        is_stale=is_stale,
+        listing_url=detail_url,
+        config_value=lambda name: current_app.config.get(name),
+    )
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True

@@ -1,0 +1,79 @@
+"""Rules for single values (NPI, phone, postal code, URL), shared by forms, seeds and the CLI."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import phonenumbers
+
+NPI_PREFIX = "80840"
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def npi_valid(npi: str) -> bool:
+    """10 digits whose last is a Luhn check digit over 80840 + the first nine. A valid check digit
+    does not prove the number was issued; only the NPPES registry knows that."""
+    return len(npi) == 10 and npi.isdigit() and luhn_valid(NPI_PREFIX + npi)
+
+
+def normalise_phone(raw: str, country: str = "US") -> str:
+    """Return the number formatted for display, or raise ValueError with a plain message."""
+    try:
+        number = phonenumbers.parse(raw, country or "US")
+    except phonenumbers.NumberParseException:
+        raise ValueError("This doesn't look like a phone number.") from None
+    if not phonenumbers.is_possible_number(number):
+        raise ValueError("This phone number has too few or too many digits.")
+    fmt = (
+        phonenumbers.PhoneNumberFormat.NATIONAL
+        if phonenumbers.region_code_for_number(number) == "US" and (country or "US") == "US"
+        else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
+    return phonenumbers.format_number(number, fmt)
+
+
+POSTAL_PATTERNS = {
+    "US": (r"\d{5}(-\d{4})?", "a 5-digit ZIP code, like 35233"),
+    "CA": (r"[A-Za-z]\d[A-Za-z] ?\d[A-Za-z]\d", "like K1A 0B1"),
+    "GB": (r"[A-Za-z]{1,2}\d[A-Za-z\d]? ?\d[A-Za-z]{2}", "like SW1A 1AA"),
+    "AU": (r"\d{4}", "4 digits, like 2000"),
+    "NZ": (r"\d{4}", "4 digits, like 1010"),
+    "IE": (r"[A-Za-z]\d[\dWw]( ?[A-Za-z\d]{4})?", "an Eircode, like D02 X285"),
+    "DE": (r"\d{5}", "5 digits"),
+    "FR": (r"\d{5}", "5 digits"),
+    "NL": (r"\d{4} ?[A-Za-z]{2}", "like 1012 AB"),
+}
+
+
+def postal_code_problem(code: str, country: str) -> str | None:
+    pattern = POSTAL_PATTERNS.get(country)
+    if pattern is None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 \-]{1,11}", code):
+            return "Use letters, digits, spaces or dashes only."
+        return None
+    regex, example = pattern
+    if not re.fullmatch(regex, code.strip()):
+        return f"That doesn't look like a postal code for this country: expected {example}."
+    return None
+
+
+def url_problem(url: str) -> str | None:
+    parts = urlsplit(url.strip())
+    # Only web links: javascript:, data: and friends must never end up in an href.
+    if parts.scheme not in ("http", "https") or not parts.netloc or "." not in parts.netloc:
+        return "Enter a full web address starting with https://"
+    if any(ch in url for ch in " <>\"'`"):
+        return "A web address can't contain spaces, quotes or angle brackets."
+    return None

@@ -1,0 +1,72 @@
+"""The read-only JSON API: /api/v1/search, /api/v1/listings/<id> and its OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from .. import search
+from ..errors import json_error
+from ..geo import geocoder
+from ..listings import detail_url, public_dict
+from ..models import Listing, public_listing
+from ..openapi import document
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _summary(listing: Listing, distance: float | None) -> dict[str, Any]:
+    data = public_dict(listing, external=True)
+    data["distance"] = None if distance is None else round(distance, 1)
+    data["url"] = detail_url(listing, _external=True)
+    return data
+
+
+@bp.get("/search")
+def search_listings():  # type: ignore[no-untyped-def]
+    try:
+        params = search.parse(request.args, search.vocab_codes())
+        result = search.run(params, geocoder())
+    except search.SearchError as exc:
+        extra: dict[str, Any] = {"fields": exc.errors}
+        if exc.code == "place_not_found":
+            extra["suggestions"] = exc.suggestions
+        status = 422 if exc.code == "place_not_found" else 400
+        return json_error(status, exc.code, str(exc), **extra)
+    origin = result.origin
+    return jsonify(
+        origin={
+            "lat": origin.lat,
+            "lon": origin.lon,
+            "label": origin.label,
+            "precision": origin.precision,
+            "region": origin.region,
+            "country": origin.country,
+        },
+        radius=params.radius,
+        unit=params.unit,
+        kind=params.kind,
+        filters=sorted(params.filters),
+        total=result.total,
+        total_capped=result.total_capped,
+        page=params.page,
+        pages=result.pages,
+        page_size=search.PAGE_SIZE,
+        results=[_summary(h.listing, h.distance) for h in result.hits],
+        also_available=[_summary(listing, None) for listing in result.also_available],
+        other_places=[p.label for p in result.other_places],
+    )
+
+
+@bp.get("/listings/<int:listing_id>")
+def listing(listing_id: int):  # type: ignore[no-untyped-def]
+    found = public_listing(listing_id)
+    if found is None:
+        return json_error(404, "not_found", f"No listing with id {listing_id}.")
+    return jsonify(public_dict(found, external=True))
+
+
+@bp.get("/openapi.json")
+def openapi():  # type: ignore[no-untyped-def]
+    return jsonify(document())

@@ -1,0 +1,105 @@
+"""Pages for patients and caregivers: home, search results and listing pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Blueprint, abort, redirect, render_template, request
+
+from .. import search as search_service
+from ..geo import geocoder
+from ..listings import detail_url, json_ld
+from ..models import Condition, DosageForm, Kind, Listing, public_listing, vocabulary
+
+bp = Blueprint("public", __name__)
+
+
+@dataclass
+class FilterChoices:
+    dosage_forms: list[DosageForm]
+    conditions: list[Condition]
+
+    @classmethod
+    def load(cls) -> FilterChoices:
+        return cls(vocabulary(DosageForm), vocabulary(Condition))
+
+    @property
+    def codes(self) -> dict[str, set[str]]:
+        return {
+            "dosage_form": {d.code for d in self.dosage_forms},
+            "condition": {c.code for c in self.conditions},
+        }
+
+
+@bp.get("/")
+def home():  # type: ignore[no-untyped-def]
+    return render_template("public/home.html")
+
+
+def _listing_or_404(listing_id: int, kind: Kind) -> Listing:
+    listing = public_listing(listing_id)
+    if listing is None or listing.kind != kind:
+        abort(404)
+    return listing
+
+
+def _detail(listing_id: int, slug: str | None, kind: Kind):  # type: ignore[no-untyped-def]
+    listing = _listing_or_404(listing_id, kind)
+    if slug != listing.slug:
+        # One canonical address per listing, even after a rename.
+        return redirect(detail_url(listing), code=301)
+    return render_template("public/listing.html", listing=listing, json_ld=json_ld(listing))
+
+
+@bp.get("/pharmacies/<int:listing_id>")
+@bp.get("/pharmacies/<int:listing_id>-<slug>")
+def pharmacy(listing_id: int, slug: str | None = None):  # type: ignore[no-untyped-def]
+    return _detail(listing_id, slug, Kind.PHARMACY)
+
+
+@bp.get("/prescribers/<int:listing_id>")
+@bp.get("/prescribers/<int:listing_id>-<slug>")
+def prescriber(listing_id: int, slug: str | None = None):  # type: ignore[no-untyped-def]
+    return _detail(listing_id, slug, Kind.PRESCRIBER)
+
+
+@bp.get("/about")
+def about():  # type: ignore[no-untyped-def]
+    return render_template("public/about.html")
+
+
+@bp.get("/search")
+def search():  # type: ignore[no-untyped-def]
+    context = search_page_context(request.args)
+    status = 200 if context.get("result") or not context.get("errors") else 400
+    return render_template("public/results.html", **context), status
+
+
+def search_page_context(args) -> dict:  # type: ignore[no-untyped-def]
+    """Everything the results page shows; a bad search renders the same page with messages."""
+    forms = FilterChoices.load()
+    try:
+        params = search_service.parse(args, forms.codes)
+        result = search_service.run(params, geocoder())
+    except search_service.SearchError as exc:
+        params = exc.params or search_service.Params()
+        return {
+            "params": params,
+            "raw_near": (args.get("near") or "")[:200],
+            "errors": exc.errors,
+            "search_error": next(iter(exc.errors.values())),
+            "suggestions": exc.suggestions,
+            "choices": forms,
+            "flag_filters": search_service.FLAG_FILTERS,
+            "result": None,
+        }
+    return {
+        "params": params,
+        "raw_near": params.near,
+        "errors": {},
+        "search_error": None,
+        "suggestions": [],
+        "choices": forms,
+        "flag_filters": search_service.FLAG_FILTERS,
+        "result": result,
+    }

@@ -1,0 +1,82 @@
+"""Public forms: suggest a new listing, suggest a correction or report a problem."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, redirect, render_template, url_for
+
+from .. import moderation
+from ..extensions import limiter
+from ..forms import form_class
+from ..geo import geocoder
+from ..listings import to_data
+from ..models import Kind, Listing, public_listing
+
+bp = Blueprint("submit", __name__, url_prefix="/suggest")
+
+
+def _submission_limit() -> str:
+    return current_app.config["SUBMISSION_RATE_LIMIT"]
+
+
+# Only POSTs count: reading the form, or fixing a typo it pointed out, must not use up the budget.
+limit_posts = limiter.limit(_submission_limit, methods=["POST"], scope="public-submissions")
+
+
+@bp.get("/")
+def choose():  # type: ignore[no-untyped-def]
+    return render_template("submit/choose.html")
+
+
+@bp.route("/<any(pharmacy, prescriber):kind>", methods=["GET", "POST"])
+@limit_posts
+def new_listing(kind: str):  # type: ignore[no-untyped-def]
+    form = form_class(kind)()
+    if form.validate_on_submit():
+        sub, _created = moderation.submit(
+            listing_kind=Kind(kind),
+            data=form.to_data(),
+            geocoding=geocoder(),
+            note=form.note.data or None,
+            relation=form.submitter_relation.data or None,
+            email=(form.submitter_email.data or "").lower() or None,
+        )
+        return redirect(url_for("submit.sent", reference=sub.reference), code=303)
+    return render_template("submit/listing_form.html", form=form, kind=kind, listing=None), (
+        400 if form.errors else 200
+    )
+
+
+@bp.route("/correction/<int:listing_id>", methods=["GET", "POST"])
+@limit_posts
+def correction(listing_id: int):  # type: ignore[no-untyped-def]
+    listing: Listing | None = public_listing(listing_id)
+    if listing is None:
+        abort(404)
+    kind = listing.kind.value
+    form = form_class(kind, correction=True)()
+    if not form.is_submitted():
+        form.fill(to_data(listing))
+    elif form.validate_on_submit():
+        sub, _created = moderation.submit(
+            listing_kind=listing.kind,
+            listing=listing,
+            data=form.to_data(),
+            geocoding=geocoder(),
+            problem=form.problem.data,
+            note=form.note.data or None,
+            relation=form.submitter_relation.data or None,
+            email=(form.submitter_email.data or "").lower() or None,
+        )
+        return redirect(url_for("submit.sent", reference=sub.reference), code=303)
+    return render_template("submit/listing_form.html", form=form, kind=kind, listing=listing), (
+        400 if form.errors else 200
+    )
+
+
+@bp.get("/sent/<reference>")
+def sent(reference: str):  # type: ignore[no-untyped-def]
+    # The page shows only the reference back: nothing of what was sent, so guessing one
+    # reveals nothing.
+    if not (reference.startswith("LDN-") and len(reference) == 10 and reference[4:].isalnum()):
+        abort(404)
+    return render_template("submit/sent.html", reference=reference)

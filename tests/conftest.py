@@ -1,0 +1,164 @@
+"""Fixtures: a real database per test (SQLite file, or PostgreSQL when TEST_DATABASE_URL is set),
+the app, a client and a CLI runner, and a live server for browser tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import create_engine, text
+from werkzeug.serving import make_server
+
+from directory import create_app
+from directory.extensions import db
+
+PG_URL = os.environ.get("TEST_DATABASE_URL", "")
+if PG_URL.startswith("postgresql://"):
+    PG_URL = "postgresql+psycopg://" + PG_URL.removeprefix("postgresql://")
+
+# Tables whose rows tests create; vocabularies (loaded once) and alembic_version stay.
+DATA_TABLES = [
+    "audit_log",
+    "submissions",
+    "verifications",
+    "reliability_flags",
+    "listing_regions",
+    "listing_fillers",
+    "listing_dosage_forms",
+    "listing_conditions",
+    "listings",
+    "geocode_cache",
+    "users",
+]
+
+BASE_CONFIG: dict[str, Any] = {
+    "TESTING": True,
+    "SECRET_KEY": "test-secret-key-not-for-production",
+    "WTF_CSRF_ENABLED": False,
+    "RATELIMIT_ENABLED": False,
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "SESSION_COOKIE_SECURE": False,
+    "REMEMBER_COOKIE_SECURE": False,
+}
+
+
+def make_app(database_url: str, **overrides: Any) -> Flask:
+    return create_app({**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url, **overrides})
+
+
+def build_schema(database_url: str) -> None:
+    """Migrations from empty, then the vocabularies (no samples)."""
+    from flask_migrate import upgrade
+
+    from directory import seeding
+
+    app = make_app(database_url)
+    with app.app_context():
+        upgrade()
+        seeding.load(samples=False)
+        db.session.remove()
+        db.engine.dispose()
+
+
+def reset_postgres(url: str) -> None:
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def template_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if PG_URL:
+        reset_postgres(PG_URL)
+        build_schema(PG_URL)
+        return PG_URL
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    build_schema(f"sqlite:///{path}")
+    return str(path)
+
+
+@pytest.fixture
+def database_url(template_database: str, tmp_path: Path) -> Iterator[str]:
+    if PG_URL:
+        yield PG_URL
+        engine = create_engine(PG_URL)
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE"))
+        engine.dispose()
+    else:
+        # A copy of the migrated template: a fresh real SQLite file per test, in milliseconds.
+        path = tmp_path / "test.db"
+        shutil.copyfile(template_database, path)
+        yield f"sqlite:///{path}"
+
+
+@pytest.fixture
+def app(database_url: str) -> Iterator[Flask]:
+    app = make_app(database_url)
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def seeded(app: Flask) -> Flask:
+    """The app with the sample data set loaded."""
+    from directory import seeding
+
+    seeding.load()
+    return app
+
+
+class LiveServer:
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_app(database_url: str) -> Flask:
+    """An app for a live server: its own app object, with CSRF on as in production."""
+    return make_app(database_url, WTF_CSRF_ENABLED=True, MAP_TILE_URL="")
+
+
+@pytest.fixture
+def live_server(live_app: Flask) -> Iterator[LiveServer]:
+    with live_app.app_context():
+        from directory import seeding
+
+        seeding.load()
+        db.session.remove()
+    with LiveServer(live_app) as server:
+        yield server
+    with live_app.app_context():
+        db.engine.dispose()

@@ -1,0 +1,116 @@
+from datetime import date, timedelta
+
+from bs4 import BeautifulSoup
+
+from tests import builders
+
+
+def soup(response) -> BeautifulSoup:
+    return BeautifulSoup(response.data, "html.parser")
+
+
+def test_home_has_a_search_box_that_submits_with_get(client) -> None:
+    page = soup(client.get("/"))
+    form = page.select_one("form[role=search]")
+    assert form is not None and form["method"] == "get" and form["action"] == "/search"
+    assert page.select_one("input#near[name=near]") is not None
+    assert len(page.select("h1")) == 1
+    assert "not medical advice" in page.select_one("footer").get_text()
+
+
+def test_pharmacy_page_shows_every_field_in_plain_words(app, client) -> None:
+    p = builders.pharmacy(
+        name="Oak & Ivy Compounding",
+        sr_policy="sr_on_request",
+        fillers=["mcc", "calcium_carbonate"],
+        flags=["curated_list"],
+        verified_on=date.today() - timedelta(days=40),
+        price_notes="About $30 a month",
+        mail_order=True,
+        ships_to=["US-AL", "US-GA"],
+        dosage_forms=["capsule", "liquid"],
+    )
+    response = client.get(f"/pharmacies/{p.id}-oak-ivy-compounding")
+    assert response.status_code == 200
+    page = soup(response)
+    text = " ".join(page.get_text(" ").split())
+    assert page.select_one("h1").get_text(strip=True) == "Oak & Ivy Compounding"
+    assert "Makes slow-release LDN only when a prescription asks for it" in text
+    assert "Calcium carbonate" in text and "Advised against" in text
+    assert "Microcrystalline cellulose" in text
+    assert "Test curated_list flag" in text and "Source: Test source" in text and "May 2026" in text
+    assert "Verified 1 months ago" in text or "Verified 5 weeks ago" in text
+    assert "Call to confirm" not in text
+    assert "Alabama, Georgia" in text
+    assert "About $30 a month" in text
+    assert "not medical advice" in text
+
+
+def test_stale_listing_says_call_to_confirm(client) -> None:
+    p = builders.pharmacy(verified_on=date.today() - timedelta(days=400))
+    text = soup(client.get(f"/pharmacies/{p.id}-{p.slug}")).get_text(" ")
+    assert "Call to confirm" in text
+
+
+def test_unknown_fillers_never_show_as_fine(client) -> None:
+    p = builders.pharmacy(fillers=None, sr_policy="unknown")
+    text = " ".join(soup(client.get(f"/pharmacies/{p.id}-{p.slug}")).get_text(" ").split())
+    assert "Fillers unknown" in text
+    assert "Fillers are fine" not in text
+    assert "We don't know whether it makes slow-release LDN" in text
+
+
+def test_prescriber_page_and_telehealth_only(client) -> None:
+    doc = builders.prescriber(
+        name="Dr. Ana Rivera",
+        telehealth=True,
+        telehealth_only=True,
+        street=None,
+        lat=None,
+        lon=None,
+        licensed_in=["US-AL", "US-TN"],
+        conditions=["fibromyalgia", "me_cfs"],
+        npi="1234567893",
+        dosing_notes="Starts at 1.5 mg.",
+    )
+    response = client.get(f"/prescribers/{doc.id}-dr-ana-rivera")
+    text = " ".join(soup(response).get_text(" ").split())
+    assert "Telehealth only" in text
+    assert "Alabama, Tennessee" in text
+    assert "ME/CFS" in text and "1234567893" in text and "Starts at 1.5 mg." in text
+
+
+def test_urls_are_canonical(client) -> None:
+    p = builders.pharmacy(name="Example Compounding")
+    wrong = client.get(f"/pharmacies/{p.id}-old-name")
+    assert wrong.status_code == 301
+    assert wrong.headers["Location"].endswith(f"/pharmacies/{p.id}-example-compounding")
+    # A pharmacy id under /prescribers is not found rather than shown as a prescriber.
+    assert client.get(f"/prescribers/{p.id}-example-compounding").status_code == 404
+
+
+def test_unknown_listing_is_a_friendly_404(client) -> None:
+    response = client.get("/pharmacies/424242-nope")
+    assert response.status_code == 404
+    page = soup(response)
+    assert "couldn't find" in page.select_one("h1").get_text()
+    assert page.select_one("a[href='/']") is not None
+
+
+def test_user_text_is_escaped(client) -> None:
+    p = builders.pharmacy(name='<script>alert(1)</script> "Pharm"', price_notes="<b>cheap</b>")
+    response = client.get(f"/pharmacies/{p.id}-{p.slug}")
+    assert b"<script>alert(1)</script>" not in response.data
+    assert b"&lt;script&gt;alert(1)&lt;/script&gt;" in response.data
+    assert b"<b>cheap</b>" not in response.data
+
+
+def test_json_ld_describes_the_pharmacy(client) -> None:
+    import json
+
+    p = builders.pharmacy(name="Ld </script> Json")
+    response = client.get(f"/pharmacies/{p.id}-{p.slug}")
+    page = soup(response)
+    data = json.loads(page.select_one("script[type='application/ld+json']").string)
+    assert data["@type"] == "Pharmacy" and data["name"] == "Ld </script> Json"
+    assert b"Ld </script> Json" not in response.data  # escaped inside the script element

@@ -1,0 +1,118 @@
+import json
+import shutil
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from directory import seeding
+from directory.extensions import db
+from directory.models import AuditEntry, Filler, Kind, Listing, Status
+
+
+def counts() -> tuple[int, int, int]:
+    return (
+        db.session.scalar(select(func.count()).select_from(Listing)),
+        db.session.scalar(select(func.count()).select_from(AuditEntry)),
+        db.session.scalar(select(func.count()).select_from(Filler)),
+    )
+
+
+def test_seed_loads_samples_and_is_idempotent(runner) -> None:
+    first = runner.invoke(args=["seed"])
+    assert first.exit_code == 0, first.output
+    after_first = counts()
+    assert after_first[0] >= 80
+    second = runner.invoke(args=["seed"])
+    assert second.exit_code == 0, second.output
+    assert "Sample listings added: 0" in second.output
+    assert counts() == after_first
+
+
+def test_sample_set_covers_every_kind_of_field(seeded) -> None:
+    listings = db.session.scalars(select(Listing)).all()
+    pharmacies = [x for x in listings if x.kind == Kind.PHARMACY]
+    prescribers = [x for x in listings if x.kind == Kind.PRESCRIBER]
+    assert len(pharmacies) >= 40 and len(prescribers) >= 40
+    assert all(x.is_sample for x in listings)
+    assert all("example.org" in (x.website or "https://example.org") for x in listings)
+    assert any(x.telehealth_only and x.lat is None for x in prescribers)
+    assert any(x.mail_order and x.ships_to for x in pharmacies)
+    assert any(x.sr_policy and x.sr_policy.value == "unknown" for x in pharmacies)
+    assert any(not x.fillers_known for x in pharmacies)
+    assert any(x.is_stale for x in listings) and any(not x.is_stale for x in listings)
+    assert {x.status for x in listings} == set(Status)
+    assert len({x.country for x in listings}) >= 4
+    assert any(f.type.value == "curated_list" for x in listings for f in x.flags)
+
+
+def test_no_samples_loads_vocabularies_only(runner) -> None:
+    result = runner.invoke(args=["seed", "--no-samples"])
+    assert result.exit_code == 0, result.output
+    assert db.session.scalar(select(func.count()).select_from(Listing)) == 0
+    assert db.session.scalar(select(func.count()).select_from(Filler)) >= 6
+
+
+def _copy_seeds(tmp_path: Path) -> Path:
+    target = tmp_path / "seeds"
+    shutil.copytree(seeding.SEEDS, target)
+    return target
+
+
+def test_malformed_seed_row_names_file_and_line_and_loads_nothing(runner, tmp_path) -> None:
+    seeds = _copy_seeds(tmp_path)
+    path = seeds / "sample_pharmacies.jsonl"
+    lines = path.read_text().splitlines()
+    row = json.loads(lines[2])
+    row["sr_policy"] = "sometimes"
+    lines[2] = json.dumps(row)
+    path.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(args=["seed", "--dir", str(seeds)])
+    assert result.exit_code == 1
+    assert f"{path}:3: unknown sr_policy 'sometimes'" in result.output
+    assert "Nothing was loaded" in result.output
+    assert db.session.scalar(select(func.count()).select_from(Listing)) == 0
+
+
+def test_broken_json_and_bad_vocabulary_are_named(runner, tmp_path) -> None:
+    seeds = _copy_seeds(tmp_path)
+    (seeds / "sample_prescribers.jsonl").write_text('{"key": "x",\n')
+    result = runner.invoke(args=["seed", "--dir", str(seeds)])
+    assert result.exit_code == 1
+    assert "sample_prescribers.jsonl:1: not valid JSON" in result.output
+    seeds = _copy_seeds(tmp_path / "b")
+    fillers = seeds / "fillers.csv"
+    rows = fillers.read_text().rstrip("\n").splitlines()
+    fillers.write_text("\n".join([*rows, "talc,Talc,probably,why"]) + "\n")
+    result = runner.invoke(args=["seed", "--dir", str(seeds)])
+    assert result.exit_code == 1
+    assert (
+        f"fillers.csv:{len(rows) + 1}: guidance must be fine, caution or advised_against"
+        in result.output
+    )
+
+
+def test_seed_against_an_unwritable_database_path_says_what_to_fix(tmp_path) -> None:
+    from tests.conftest import make_app
+
+    app = make_app(f"sqlite:///{tmp_path}/no/such/folder/x.db")
+    result = app.test_cli_runner().invoke(args=["init-db"])
+    assert result.exit_code == 1
+    assert "The folder for the SQLite database does not exist" in result.output
+
+
+def test_bad_database_url_is_one_clear_line(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": "nonsense-url", "SECRET_KEY": "x" * 40}
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "init-db"],
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "DATABASE_URL is not a database URL" in result.stderr
+    assert "Traceback" not in result.stderr
