@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Blueprint, abort, redirect, render_template, request
+from flask import Blueprint, abort, jsonify, redirect, render_template, request
+from sqlalchemy import select
 
 from .. import search as search_service
+from ..extensions import db
 from ..geo import geocoder
 from ..listings import detail_url, json_ld
 from ..models import Condition, DosageForm, Kind, Listing, public_listing, vocabulary
@@ -103,3 +105,10 @@ def search_page_context(args) -> dict:  # type: ignore[no-untyped-def]
         "flag_filters": search_service.FLAG_FILTERS,
         "result": result,
     }
+
+
+@bp.get("/healthz")
+def healthz():  # type: ignore[no-untyped-def]
+    """For load balancers: the app answers and can reach its database."""
+    db.session.execute(select(1))
+    return jsonify(status="ok")
