@@ -55,9 +55,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     cli.init_app(app)
 
-    from .views import api, public, submit
+    from .views import api, auth, moderation, public, submit
 
-    for blueprint in (public.bp, submit.bp, api.bp):
+    for blueprint in (public.bp, submit.bp, auth.bp, moderation.bp, api.bp):
         app.register_blueprint(blueprint)
 
     if not app.debug and not app.testing:

@@ -9,14 +9,12 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask_migrate import upgrade
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from . import seeding
-from .db import writing
 from .extensions import db
-from .models import Role, User
+from .models import Role
 
 
 def _database_problem() -> str | None:
@@ -102,29 +100,16 @@ def init_app(app: Flask) -> None:
     )
     def create_moderator(username: str, admin: bool, password_stdin: bool) -> None:
         """Create a moderator account, or reset an existing account's password."""
-        username = username.strip()
-        if not username or len(username) > 60:
-            _fail("The name must be 1 to 60 characters.")
         if password_stdin:
             password = sys.stdin.readline().rstrip("\n")
         else:
             password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-        if len(password) < User.MIN_PASSWORD_LENGTH:
-            _fail(f"Passwords need at least {User.MIN_PASSWORD_LENGTH} characters.")
         from . import moderation
 
-        with writing():
-            user = db.session.scalar(select(User).where(User.username == username))
-            created = user is None
-            if user is None:
-                user = User(username=username, password_hash="")
-                db.session.add(user)
-            user.role = Role.ADMIN if admin else (user.role or Role.MODERATOR)
-            user.set_password(password)
-            db.session.flush()
-            moderation.record(
-                "account_created" if created else "password_reset",
-                actor_label="cli",
-                after={"username": username, "role": user.role.value},
+        try:
+            user, created = moderation.save_account(
+                username, password, Role.ADMIN if admin else None, actor_label="cli"
             )
+        except moderation.ModerationError as exc:
+            _fail(str(exc))
         click.echo(f"{'Created' if created else 'Updated'} {user.role.value} {username!r}.")

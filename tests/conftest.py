@@ -3,6 +3,7 @@ the app, a client and a CLI runner, and a live server for browser tests."""
 
 from __future__ import annotations
 
+import contextvars
 import os
 import shutil
 import threading
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, has_app_context
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
@@ -50,7 +51,9 @@ BASE_CONFIG: dict[str, Any] = {
 
 
 def make_app(database_url: str, **overrides: Any) -> Flask:
-    return create_app({**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url, **overrides})
+    app = create_app({**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url, **overrides})
+    app.test_client_class = IsolatedClient
+    return app
 
 
 def build_schema(database_url: str) -> None:
@@ -108,6 +111,21 @@ def app(database_url: str) -> Iterator[Flask]:
         yield app
         db.session.remove()
         db.engine.dispose()
+
+
+class IsolatedClient(FlaskClient):
+    """Each request runs in its own app context, as in production: its own database session
+    and its own `g` (Flask-Login caches the user there). The test's own session is committed
+    first so the request sees the test's data, and expired after so the test sees the request's
+    writes."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if has_app_context():
+            db.session.commit()
+        response = contextvars.Context().run(super().open, *args, **kwargs)
+        if has_app_context():
+            db.session.expire_all()
+        return response
 
 
 @pytest.fixture

@@ -1,0 +1,207 @@
+"""Sign-in, sign-out, throttling, and a sweep proving every moderation route is protected."""
+
+import re
+
+import pytest
+from flask import Flask
+
+from directory.views.auth import safe_next
+from tests import builders
+from tests.conftest import make_app
+
+PASSWORD = "correct horse battery"
+
+
+def login(client, username: str = "mod", password: str = PASSWORD, next_url: str = ""):
+    return client.post(
+        "/login", data={"username": username, "password": password, "next": next_url}
+    )
+
+
+def _protected_rules(app: Flask):
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("moderation."):
+            yield rule
+
+
+def _url_for_rule(rule) -> str:
+    # Fill every converter with 1: the check must run before the view looks anything up.
+    return re.sub(r"<(?:[^:>]+:)?[^>]+>", "1", rule.rule)
+
+
+def test_the_sweep_finds_the_routes(app) -> None:
+    endpoints = {r.endpoint for r in _protected_rules(app)}
+    assert {
+        "moderation.queue",
+        "moderation.approve",
+        "moderation.audit",
+        "moderation.accounts",
+    } <= endpoints
+
+
+def test_anonymous_users_are_sent_to_login_from_every_moderation_route(app, client) -> None:
+    checked = 0
+    for rule in _protected_rules(app):
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            response = client.open(_url_for_rule(rule), method=method)
+            assert response.status_code == 302, (rule.rule, method, response.status_code)
+            assert response.headers["Location"].startswith("/login?next="), rule.rule
+            checked += 1
+    assert checked >= 15
+
+
+def test_moderators_get_403_on_every_admin_route(app, client) -> None:
+    builders.user("mod", PASSWORD, "moderator")
+    assert login(client).status_code == 303
+    admin_rules = [
+        r
+        for r in _protected_rules(app)
+        if getattr(app.view_functions[r.endpoint], "admin_only", False)
+    ]
+    assert {r.endpoint for r in admin_rules} >= {
+        "moderation.audit",
+        "moderation.audit_csv",
+        "moderation.accounts",
+    }
+    for rule in admin_rules:
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            response = client.open(_url_for_rule(rule), method=method)
+            assert response.status_code == 403, (rule.rule, method)
+
+
+def test_admins_reach_admin_pages(client) -> None:
+    builders.user("boss", PASSWORD, "admin")
+    login(client, "boss")
+    assert client.get("/moderation/audit").status_code == 200
+    assert client.get("/moderation/accounts").status_code == 200
+
+
+def test_login_with_wrong_password_says_so_and_keeps_the_name(client) -> None:
+    builders.user("mod")
+    response = login(client, password="wrong password!!")
+    assert response.status_code == 401
+    html = response.get_data(as_text=True)
+    assert "don&#39;t match" in html or "don't match" in html
+    assert 'value="mod"' in html
+
+
+def test_login_redirects_only_within_the_site(client) -> None:
+    builders.user("mod")
+    response = login(client, next_url="https://evil.example/steal")
+    assert response.headers["Location"] == "/moderation/"
+    client.post("/logout")
+    response = login(client, next_url="/moderation/listings/1")
+    assert response.headers["Location"] == "/moderation/listings/1"
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/moderation/", "/moderation/"),
+        ("//evil.example/", None),
+        ("https://evil.example/", None),
+        ("/\\evil.example", None),
+        ("javascript:alert(1)", None),
+        ("moderation", None),
+        ("", None),
+    ],
+)
+def test_safe_next(target: str, expected: str | None) -> None:
+    assert safe_next(target) == expected
+
+
+def test_logout_ends_the_session(client) -> None:
+    builders.user("mod")
+    login(client)
+    assert client.get("/moderation/").status_code == 200
+    assert client.post("/logout").status_code == 303
+    assert client.get("/moderation/").status_code == 302
+
+
+def test_login_starts_a_fresh_session(client) -> None:
+    builders.user("mod")
+    with client.session_transaction() as sess:
+        sess["planted"] = "by an attacker"
+    login(client)
+    with client.session_transaction() as sess:
+        assert "planted" not in sess
+
+
+def test_password_change_ends_other_sessions(app, client) -> None:
+    from directory import moderation
+    from directory.models import Role
+
+    builders.user("mod")
+    login(client)
+    assert client.get("/moderation/").status_code == 200
+    moderation.save_account("mod", "another long password", Role.MODERATOR, actor_label="test")
+    assert client.get("/moderation/").status_code == 302
+
+
+def test_deactivated_account_cannot_sign_in(client) -> None:
+    from directory import moderation
+
+    admin = builders.user("boss", PASSWORD, "admin")
+    mod = builders.user("mod")
+    moderation.set_account_active(mod.id, False, actor=admin)
+    assert login(client).status_code == 401
+
+
+def test_passwords_are_hashed_and_at_least_12_characters(app) -> None:
+    user = builders.user("mod")
+    assert user.password_hash.startswith("scrypt:")
+    assert PASSWORD not in user.password_hash
+    with pytest.raises(ValueError):
+        user.set_password("short")
+
+
+def test_failed_logins_are_throttled_per_client_and_per_account(database_url) -> None:
+    app = make_app(database_url, RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="3 per hour")
+    with app.app_context():
+        builders.user("mod")
+        client = app.test_client()
+        for _ in range(3):
+            assert login(client, password="wrong password!!").status_code == 401
+        assert login(client, password="wrong password!!").status_code == 429
+        # Per account: a different client address guessing the same account is also stopped.
+        other = app.test_client()
+        response = other.post(
+            "/login",
+            data={"username": "mod", "password": PASSWORD},
+            environ_base={"REMOTE_ADDR": "203.0.113.9"},
+        )
+        assert response.status_code == 429
+        # Another account from another address is not affected.
+        builders.user("other")
+        response = other.post(
+            "/login",
+            data={"username": "other", "password": PASSWORD},
+            environ_base={"REMOTE_ADDR": "203.0.113.10"},
+        )
+        assert response.status_code == 303
+
+
+def test_create_moderator_command_reads_password_from_stdin(runner) -> None:
+    from sqlalchemy import select
+
+    from directory.extensions import db
+    from directory.models import User
+
+    result = runner.invoke(
+        args=["create-moderator", "alice", "--admin", "--password-stdin"], input=PASSWORD + "\n"
+    )
+    assert result.exit_code == 0, result.output
+    user = db.session.scalar(select(User).where(User.username == "alice"))
+    assert user is not None and user.is_admin and user.check_password(PASSWORD)
+    short = runner.invoke(args=["create-moderator", "bob", "--password-stdin"], input="short\n")
+    assert short.exit_code == 1
+    assert "at least 12 characters" in short.output
+
+
+def test_session_cookie_flags_outside_development(database_url) -> None:
+    app = make_app(database_url, SESSION_COOKIE_SECURE=True)
+    with app.app_context():
+        builders.user("mod")
+        response = login(app.test_client())
+        cookie = response.headers["Set-Cookie"]
+        assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
