@@ -14,6 +14,7 @@ size, but not to hide Birmingham, England (about 6x larger) behind it.
 """
 
 import difflib
+import hashlib
 import inspect
 import json
 import logging
@@ -192,6 +193,8 @@ def parse_coordinates(text: str) -> tuple[float, float] | None:
     GeocodeInputError when it does but the numbers are out of range, because a user who
     typed "95, 10" meant coordinates and deserves to be told why nothing was found.
     """
+    if not isinstance(text, str) or len(text) > MAX_QUERY_LENGTH:
+        return None  # not coordinates; _clean_query() reports over-long input
     match = _COORDS_RE.match(text.strip())
     if match is None:
         return None
@@ -334,6 +337,7 @@ _COUNTRY_ALIASES = {
 _US_CITY_ALIASES = {"nyc": ("new york", "NY")}
 
 _ZIP_RE = re.compile(r"\d{5}")
+_COUNTY_RE = re.compile(r" (?:county|parish|borough)$")
 _PLUS4_RE = re.compile(r"\d{4}")
 
 Constraint = tuple[str, str]  # (country, admin1 or "" for the whole country)
@@ -405,7 +409,9 @@ class _Index:
         self.country_quals: dict[str, list[Constraint]] = {}  # subset for address(country=)
         self.us_aliases: frozenset[str] = frozenset()  # "us", "usa", "united states", ...
         self.grid: dict[tuple[int, int], list[int]] = {}  # 1°x1° cells of city entries
-        self.by_length: dict[int, list[str]] = {}  # suggestion vocabulary
+        # suggestion vocabulary by (length, first letter)
+        self.by_length: dict[tuple[int, str], list[str]] = {}
+        self.by_length_items: list[tuple[tuple[int, str], list[str]]] = []
         self.stats: dict[str, float] = {}
 
     # -- building helpers ----------------------------------------------------------------
@@ -436,6 +442,13 @@ class _Index:
 
     def add_name(self, key: str, idx: int) -> None:
         self._add(self.names, key, idx)
+
+    def remove_name(self, key: str, idx: int) -> None:
+        remaining = [i for i in self.ids(self.names, key) if i != idx]
+        if not remaining:
+            self.names.pop(key, None)
+        else:
+            self.names[key] = remaining[0] if len(remaining) == 1 else remaining
 
     def add_code(self, key: str, idx: int) -> None:
         self._add(self.codes, key, idx)
@@ -528,7 +541,21 @@ class _Index:
             for idx in alternates:
                 if self.entries[idx].score >= ALTERNATE_DOMINANCE * best:
                     tiers[idx] = 0
-        return sorted(tiers, key=lambda i: (tiers[i], -self.entries[i].score))
+        scores = {i: self.entries[i].score for i in tiers}
+        regions = [self.entries[i] for i in tiers if self.entries[i].kind == "region"]
+        if regions:
+            # A city named like the region it lies in ("New York", "Québec", "Singapore")
+            # is listed before that region: the more specific reading, region still next.
+            for idx in tiers:
+                city = self.entries[idx]
+                for region in regions:
+                    if (
+                        city.kind == "city"
+                        and city.country == region.country
+                        and region.admin1 in ("", city.admin1)
+                    ):
+                        scores[idx] = max(scores[idx], region.score * 1.01)
+        return sorted(tiers, key=lambda i: (tiers[i], -scores[i]))
 
     def match(self, parts: list[str]) -> list[int]:
         """Find entries for folded comma-separated parts, e.g. ["birmingham", "al"].
@@ -539,6 +566,8 @@ class _Index:
         qualifiers ("seattle wa"), and leading tokens may be skipped only when the part
         starts with a house number ("1200 example ave birmingham al").
         """
+        # "Jefferson County" between city and state says nothing we can check.
+        parts = [p for k, p in enumerate(parts) if k == 0 or not _COUNTY_RE.search(p)]
         for i in range(len(parts)):
             constraints: list[list[Constraint]] = []
             for qualifier in parts[i + 1 :]:
@@ -551,6 +580,9 @@ class _Index:
                 if not tokens:
                     continue
                 skip_ok = any(ch.isdigit() for ch in tokens[0])
+                # Postcodes ("Paris 75001", "London SW1A 1AA") and house numbers are not
+                # part of any place name; skip_ok above still remembers the house number.
+                tokens = [t for t in tokens if not any(ch.isdigit() for ch in t)]
                 for start in range(len(tokens) if skip_ok else 1):
                     # At most 7 name tokens and 6 qualifier tokens keep this loop tiny
                     # even for a 200-character query.
@@ -612,12 +644,28 @@ class _Index:
         if len(word) < 3:
             return []
         cutoff = 0.75
-        candidates: list[str] = []
         # ratio() <= 2*min(a, b)/(a+b), so other lengths can never reach the cutoff.
-        for length in range(len(word) // 2, len(word) * 2 + 1):
-            if 2 * min(length, len(word)) / (length + len(word)) >= cutoff:
-                candidates.extend(self.by_length.get(length, ()))
-        return difflib.get_close_matches(word, candidates, n=n, cutoff=cutoff)
+        lengths = [
+            length
+            for length in range(len(word) // 2, len(word) * 2 + 1)
+            if 2 * min(length, len(word)) / (length + len(word)) >= cutoff
+        ]
+        # Typos rarely hit the first letter, so try names sharing it first (~20x fewer
+        # candidates, a few ms); only if that finds nothing, scan every length bucket.
+        same_initial = [
+            name for length in lengths for name in self.by_length.get((length, word[0]), ())
+        ]
+        found = difflib.get_close_matches(word, same_initial, n=n, cutoff=cutoff)
+        if found:
+            return found
+        others = [
+            name
+            for length in lengths
+            for (size, initial), names in self.by_length_items
+            if size == length and initial != word[0]
+            for name in names
+        ]
+        return difflib.get_close_matches(word, others, n=n, cutoff=cutoff)
 
 
 def _parse_float(value: object) -> float | None:
@@ -637,19 +685,6 @@ def _iter_zip_rows() -> Iterable[Mapping[str, Any]]:
         yield from zipcodes.similar_to(f"{prefix:02d}")
 
 
-def _keep_alternate(name: object) -> bool:
-    # Keep Latin-script proper names ("Birmingam", "Cologne", "Bombay"); drop airport
-    # codes ("BHX"), romanisations written in lower case ("bo ming han") and wiki noise.
-    return (
-        isinstance(name, str)
-        and len(name) >= 3
-        and name.isascii()
-        and name[0].isupper()
-        and not name.isupper()
-        and ":" not in name
-    )
-
-
 # name, lat, lon, country code, admin1 code, population, folded alternate names
 _City = tuple[str, float, float, str, str, float, tuple[str, ...]]
 
@@ -659,15 +694,22 @@ def _compact_city(record: Mapping[str, Any]) -> _City | None:
     lat, lon = _parse_float(record.get("latitude")), _parse_float(record.get("longitude"))
     if not isinstance(name, str) or not isinstance(cc, str) or lat is None or lon is None:
         return None
+    # Keep Latin-script proper names ("Birmingam", "Cologne", "Bombay"); drop airport
+    # codes ("BHX"), romanisations written in lower case ("bo ming han"), other scripts
+    # and wiki noise. Inlined rather than a helper: this runs 350k times per load.
+    kept = [
+        a
+        for a in record.get("alternatenames") or ()
+        if isinstance(a, str)
+        and a.isascii()
+        and len(a) >= 3
+        and a[0].isupper()
+        and not a.isupper()
+        and ":" not in a
+    ]
     # Folded right away: only the matching keys are kept, never the original spellings.
     primary = _fold(name)
-    alts = tuple(
-        {
-            key: None
-            for key in (_fold(a) for a in record.get("alternatenames") or () if _keep_alternate(a))
-            if key and key != primary
-        }
-    )
+    alts = tuple({key: None for key in map(_fold, kept) if key and key != primary})
     admin1 = sys.intern(str(record.get("admin1code") or ""))
     population = float(record.get("population") or 0)
     return name, lat, lon, sys.intern(cc), admin1, population, alts
@@ -781,10 +823,27 @@ def _build_index() -> _Index:
         if cc == "US":
             # Prefer geonames' point (the city centre) and population for a city the ZIP
             # data also knows; fold() makes "St. Louis" meet USPS's "Saint Louis".
-            idx_found = us_city.get((fold(name), admin1))
+            key = fold(name)
+            idx_found = us_city.get((key, admin1))
             if idx_found is not None and idx_found not in merged:
                 entry = index.entries[idx_found]
-                entry.name, entry.lat, entry.lon = name, lat, lon
+                if not entry.in_grid:
+                    # Only a secondary USPS name matched ("New York City" is accepted for
+                    # some Manhattan ZIPs): the city USPS calls it by ("New York") is the
+                    # better home, if an alternate name leads there.
+                    for alt in alts:
+                        better = us_city.get((alt, admin1))
+                        if better is not None and better not in merged:
+                            if index.entries[better].in_grid:
+                                index.remove_name(key, idx_found)
+                                index.add_name(key, better)
+                                idx_found, entry = better, index.entries[better]
+                                break
+                    else:
+                        entry.name = name
+                else:
+                    entry.name = name  # geonames spelling: "St. Louis", "Winston-Salem"
+                entry.lat, entry.lon = lat, lon
                 entry.score, entry.in_grid = population, True
                 merged.add(idx_found)
                 alternates.append((idx_found, alts))
@@ -864,8 +923,8 @@ def _build_index() -> _Index:
                 country="US",
                 admin1=code,
                 kind="region",
-                # Sum of city populations as a size proxy, so that "Georgia" ranks the
-                # state above the (smaller) country, and "New York" the state first.
+                # Sum of its places' scores as a size proxy, so that "Georgia" ranks the
+                # state above the (smaller) country.
                 score=max(population_by_admin1.get(("US", code), 0.0), 100_000.0),
                 in_grid=False,
             )
@@ -961,7 +1020,8 @@ def _build_index() -> _Index:
             index.grid.setdefault(cell, []).append(idx)
     for key in index.names:
         if len(key) >= 3 and not key.isdigit():
-            index.by_length.setdefault(len(key), []).append(key)
+            index.by_length.setdefault((len(key), key[0]), []).append(key)
+    index.by_length_items = list(index.by_length.items())
 
     index.stats = {
         "seconds": time.perf_counter() - started,
@@ -1120,11 +1180,15 @@ class OfflineGeocoder(Geocoder):
                 chain = index.qualifier_chain(qualifier.split())
                 constraints.extend(chain or [])
             tokens = parts[i].split()
-            readings.append((parts[i], constraints))
+            # "pittsburg pa" is more likely "Pittsburgh" + "PA" than a name of its own.
             for end in range(len(tokens) - 1, 0, -1):
                 chain = index.qualifier_chain(tokens[end:])
                 if chain:
                     readings.append((" ".join(tokens[:end]), constraints + chain))
+            readings.append((parts[i], constraints))
+        # House numbers and postcodes are never misspelled place names; and a few
+        # readings are enough (each may scan the whole vocabulary, ~80 ms).
+        readings = [r for r in readings if not any(ch.isdigit() for ch in r[0])][:4]
         labels: list[str] = []
         for name, constraints in readings:
             for key in index.close_names(name, n=limit * 2):
@@ -1183,16 +1247,13 @@ class OfflineGeocoder(Geocoder):
             for entry in entries
         ]
 
-    def _lookup_city(
-        self, city: str, constraints: list[list[Constraint]]
-    ) -> tuple[Place | None, list[int]]:
+    def _lookup_city(self, city: str, constraints: list[list[Constraint]]) -> Place | None:
         key = _fold(city)
         if not key:
-            return None, []
-        ids = [
-            i for i in self._index.lookup(key, constraints) if self._index.entries[i].kind == "city"
-        ]
-        return (self._index.entries[ids[0]].to_place() if ids else None), ids
+            return None
+        index = self._index
+        ids = [i for i in index.lookup(key, constraints) if index.entries[i].kind == "city"]
+        return index.entries[ids[0]].to_place() if ids else None
 
     def address(
         self,
@@ -1236,7 +1297,7 @@ class OfflineGeocoder(Geocoder):
             if region_ok:
                 return zip_place
         if city:
-            found, _ = self._lookup_city(city, constraints)
+            found = self._lookup_city(city, constraints)
             if found is not None:
                 return found
         # The ZIP disagreed with the state but the city was not found either: the ZIP is
@@ -1273,6 +1334,11 @@ def get_offline() -> OfflineGeocoder:
 # --------------------------------------------------------------------------------------
 
 _OFFLINE_NAMES = frozenset({"", "offline", "none", "local"})
+_MAX_CACHE_KEY = 250
+_BARE_ZIP_RE = re.compile(r"\d{5}(?:-\d{4})?")
+
+# Most precise first; used to prefer an offline ZIP over an online town-level match.
+_PRECISION_RANK = {p: rank for rank, p in enumerate(PRECISIONS)}
 
 # Nominatim's "addresstype" (or "type") of a result, mapped to our precision.
 _NOMINATIM_PRECISION = {
@@ -1297,9 +1363,31 @@ _NOMINATIM_PRECISION = {
 }
 
 
+def _precision_from_rank(rank: object) -> str:
+    """Nominatim's place_rank when the type says nothing ("administrative" boundaries).
+
+    Ranks: 4 country, 5-12 state/county, 13-25 city down to neighbourhood, 26+ street and
+    house (https://nominatim.org/release-docs/latest/customize/Ranking/).
+    """
+    if isinstance(rank, (int, float)) and not isinstance(rank, bool):
+        if rank <= 12:
+            return "region"
+        if rank <= 25:
+            return "city"
+    return "address"
+
+
 def _cache_key(text: str) -> str:
-    """Normalised query for the cache: case and spacing never change a geocoder's answer."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    """Normalised query for the cache: case and spacing never change a geocoder's answer.
+
+    Long keys (a full address) are shortened with a digest so that a cache with a limited
+    key column cannot make two different addresses collide.
+    """
+    key = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    if len(key) > _MAX_CACHE_KEY:
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+        key = f"{key[: _MAX_CACHE_KEY - 33]}#{digest}"
+    return key
 
 
 class Geocoding:
@@ -1410,7 +1498,13 @@ class Geocoding:
         text = _clean_query(query)
         if limit < 1:
             return []
-        if self._online is not None and parse_coordinates(text) is None:
+        # Coordinates need no service, and a bare ZIP is answered exactly from the USPS
+        # data: neither is worth a rate-limited request to a third party.
+        if (
+            self._online is not None
+            and parse_coordinates(text) is None
+            and not _BARE_ZIP_RE.fullmatch(text)
+        ):
             found = self._online_places(_cache_key(text), text)
             if found:
                 return found[:limit]
@@ -1443,30 +1537,47 @@ class Geocoding:
             clean[name] = _clean_query(value, what=name) if value and value.strip() else None
         if not clean["country"]:
             raise GeocodeInputError("Please choose a country.")
+        offline = self.offline.address(
+            clean["street"], clean["city"], clean["region"], clean["postal_code"], country
+        )
         if self._online is not None:
             locality = " ".join(v for v in (clean["region"], clean["postal_code"]) if v)
             pieces = [clean["street"], clean["city"], locality, clean["country"]]
             text = ", ".join(p for p in pieces if p)
             query: Any = text
             if self.provider == "nominatim":
-                # Structured search is more precise than free text for a known layout.
+                # Structured search is more precise than free text for a known layout;
+                # Nominatim matches state names far better than USPS codes.
                 query = {
                     key: value
                     for key, value in (
                         ("street", clean["street"]),
                         ("city", clean["city"]),
-                        ("state", clean["region"]),
+                        ("state", self._state_name(clean["region"], country)),
                         ("postalcode", clean["postal_code"]),
                         ("country", clean["country"]),
                     )
                     if value
                 }
             found = self._online_places("address|" + _cache_key(text), query)
-            if found:
+            # A service that only recognised the town must not beat our exact ZIP.
+            if found and (
+                offline is None
+                or _PRECISION_RANK[found[0].precision] <= _PRECISION_RANK[offline.precision]
+            ):
                 return found[0]
-        return self.offline.address(
-            clean["street"], clean["city"], clean["region"], clean["postal_code"], country
-        )
+        return offline
+
+    def _state_name(self, region: str | None, country: str) -> str | None:
+        """ "AL" -> "Alabama" for US addresses; anything else unchanged."""
+        if not region or _fold(country) not in self.offline._index.us_aliases:
+            return region
+        index = self.offline._index
+        for idx in index.ids(index.names, _fold(region)):
+            entry = index.entries[idx]
+            if entry.kind == "region" and entry.country == "US" and entry.admin1:
+                return entry.name
+        return region
 
     # -- online plumbing -------------------------------------------------------------------
 
@@ -1535,7 +1646,7 @@ class Geocoding:
         raw = location.raw if isinstance(location.raw, Mapping) else {}
         details = raw.get("address") if isinstance(raw.get("address"), Mapping) else {}
         kind = str(raw.get("addresstype") or raw.get("type") or "")
-        precision = _NOMINATIM_PRECISION.get(kind, "address")
+        precision = _NOMINATIM_PRECISION.get(kind) or _precision_from_rank(raw.get("place_rank"))
         country = str(details.get("country_code") or "").upper()
         region = details.get("ISO3166-2-lvl4")
         postal_code = details.get("postcode")
