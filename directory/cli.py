@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -9,12 +10,15 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask_migrate import upgrade
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from . import seeding
+from . import search, seeding
 from .extensions import db
-from .models import Role
+from .geo import geocoder
+from .listings import public_dict
+from .models import Listing, Role
 
 
 def _database_problem() -> str | None:
@@ -91,6 +95,51 @@ def init_app(app: Flask) -> None:
                 f"Sample listings added: {report.listings_added}; "
                 f"already present: {report.listings_skipped}."
             )
+
+    @app.cli.command("search")
+    @click.argument("near")
+    @click.option("--radius", default="25", show_default=True)
+    @click.option("--unit", default="mi", show_default=True)
+    @click.option("--kind", default="both", show_default=True)
+    @click.option(
+        "--filter",
+        "filters",
+        multiple=True,
+        help=f"Repeatable: {', '.join(search.FLAG_FILTERS)}.",
+    )
+    def search_command(
+        near: str, radius: str, unit: str, kind: str, filters: tuple[str, ...]
+    ) -> None:
+        """Search from the command line, exactly as the site does."""
+        args = {"near": near, "radius": radius, "unit": unit, "kind": kind}
+        args.update({name: "1" for name in filters})
+        try:
+            params = search.parse(args, search.vocab_codes())
+            result = search.run(params, geocoder())
+        except search.SearchError as exc:
+            hint = f" Did you mean: {'; '.join(exc.suggestions)}?" if exc.suggestions else ""
+            _fail(f"{exc}{hint}")
+        click.echo(f"{result.total} within {radius} {unit} of {result.origin.label}:")
+        for hit in result.hits:
+            click.echo(
+                f"  {hit.distance:6.1f} {unit}  {hit.listing.name}  ({hit.listing.kind.value})"
+            )
+        for listing in result.also_available:
+            click.echo(f"  also available: {listing.name} ({listing.kind.value})")
+
+    @app.cli.command("export")
+    @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+    def export(path: Path) -> None:
+        """Write every published listing's public fields as JSON lines (no submitter data)."""
+        count = 0
+        # A request context only so url_for can build each listing's (relative) page address.
+        with current_app.test_request_context(), path.open("w", encoding="utf-8") as fh:
+            for listing in db.session.scalars(select(Listing).order_by(Listing.id)):
+                fh.write(
+                    json.dumps(public_dict(listing), sort_keys=True, ensure_ascii=False) + "\n"
+                )
+                count += 1
+        click.echo(f"Wrote {count} listings to {path}.")
 
     @app.cli.command("create-moderator")
     @click.argument("username")

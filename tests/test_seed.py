@@ -116,3 +116,36 @@ def test_bad_database_url_is_one_clear_line(tmp_path) -> None:
     assert result.returncode != 0
     assert "DATABASE_URL is not a database URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_search_command_uses_the_search_module(seeded, runner) -> None:
+    result = runner.invoke(args=["search", "98101", "--radius", "10", "--filter", "reliable"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].endswith("of Seattle, WA 98101:")
+    distances = [
+        float(line.split()[0]) for line in lines[1:] if not line.strip().startswith("also")
+    ]
+    assert distances and distances == sorted(distances) and max(distances) <= 10
+    bad = runner.invoke(args=["search", "Xyzzyville"])
+    assert bad.exit_code == 1 and "We couldn't find 'Xyzzyville'" in bad.output
+
+
+def test_export_writes_published_listings_without_private_data(seeded, runner, tmp_path) -> None:
+    from directory import moderation
+    from directory.geocoding import Geocoding
+
+    moderation.submit(
+        listing_kind=Kind.PHARMACY,
+        data={"name": "Pending Only", "country": "US", "city": "Seattle", "region": "US-WA"},
+        geocoding=Geocoding(),
+        email="secret-submitter@example.org",
+    )
+    out = tmp_path / "listings.jsonl"
+    result = runner.invoke(args=["export", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == db.session.scalar(select(func.count()).select_from(Listing))
+    text = out.read_text()
+    assert "secret-submitter" not in text and "Pending Only" not in text
+    assert rows[0]["url"].startswith("/pharmacies/") or rows[0]["url"].startswith("/prescribers/")
