@@ -40,7 +40,6 @@ from .models import (
     FlagType,
     SRPolicy,
     Status,
-    VerifyMethod,
 )
 
 
@@ -495,10 +494,12 @@ class ActionForm(FlaskForm):
 class VerifyForm(FlaskForm):
     method = RadioField(
         "How did you check?",
-        choices=[(m.value, m.value.replace("_", " ")) for m in VerifyMethod],
+        choices=[("phone", "By phone"), ("website", "On its website"), ("in_person", "In person")],
         validators=[InputRequired("Choose how you checked.")],
     )
-    verified_on = DateField("On", validators=[InputRequired("Enter the date you checked.")])
+    verified_on = DateField(
+        "Date you checked", validators=[InputRequired("Enter the date you checked.")]
+    )
     note = StringField("Note (optional)", validators=[Optional(), Length(max=500)], filters=STRIP)
 
 
