@@ -1,0 +1,110 @@
+"""Helpers shared by the browser tests: where things are, and small page actions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select
+
+from directory.extensions import db
+from directory.models import Kind, Listing
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+# Nothing listens on port 9 (discard); tests also abort these requests before they leave.
+TILE_URL = "http://127.0.0.1:9/{z}/{x}/{y}.png"
+TILE_HOST = "127.0.0.1:9"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+
+
+def listing_path(app: Flask, kind: Kind) -> str:
+    """The canonical address of the first sample listing of a kind."""
+    from directory.listings import detail_url
+
+    with app.test_request_context():
+        listing = db.session.scalars(
+            select(Listing).where(Listing.kind == kind).order_by(Listing.id)
+        ).first()
+        assert listing is not None
+        path = detail_url(listing)
+        db.session.remove()
+    return path
+
+
+def run_axe(page: Any) -> list[dict[str, Any]]:
+    """axe-core's WCAG 2.1 A and AA violations on the current page.
+
+    Evaluated through DevTools rather than added as a <script>, so the page's CSP
+    (script-src 'self') stays exactly as in production."""
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text(encoding="utf-8"))
+    return page.evaluate(
+        """async () => {
+          const r = await axe.run(document, {
+            runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']},
+            resultTypes: ['violations'],
+          });
+          return r.violations.map(v => ({
+            id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.map(n => ({target: n.target.join(' '), summary: n.failureSummary})),
+          }));
+        }"""
+    )
+
+
+def describe(violations: list[dict[str, Any]]) -> str:
+    lines = []
+    for v in violations:
+        lines.append(f"{v['id']} ({v['impact']}): {v['help']}")
+        for n in v["nodes"][:5]:
+            lines.append(f"    {n['target']}: {n['summary']}")
+    return "\n".join(lines)
+
+
+def tab_to(page: Any, selector: str, limit: int = 150) -> int:
+    """Press Tab until the focused element matches selector; returns how many presses it took.
+
+    Fails if focus lands on something that should never take it (the honeypot)."""
+    for presses in range(1, limit + 1):
+        page.keyboard.press("Tab")
+        state = page.evaluate(
+            """(sel) => {
+              const el = document.activeElement;
+              return {hit: !!el && el.matches(sel), hp: !!el && !!el.closest('.hp')};
+            }""",
+            selector,
+        )
+        assert not state["hp"], "keyboard focus reached the honeypot field"
+        if state["hit"]:
+            return presses
+    raise AssertionError(f"{selector} not reached after {limit} presses of Tab")
+
+
+def search(page: Any, base_url: str, near: str = "98101") -> None:
+    page.goto(f"{base_url}/")
+    page.fill("#near", near)
+    page.click("form[role=search] button[type=submit]")
+    page.wait_for_url("**/search?**")
+
+
+def distances(page: Any) -> list[float]:
+    texts = page.locator("#results .card .distance").all_inner_texts()
+    return [float(t.split()[0]) for t in texts]
+
+
+def screenshot(page: Any, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
