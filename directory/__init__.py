@@ -10,10 +10,17 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy.exc import ArgumentError
+from werkzeug.routing import IntegerConverter
 
 from .config import ConfigError, from_environment
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class BoundedInt(IntegerConverter):
+    def __init__(self, map, *args, **kwargs):  # type: ignore[no-untyped-def]
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -56,6 +63,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     cli.init_app(app)
 
     from .views import api, auth, moderation, public, submit
+
+    # Ids in URLs are bounded so a 30-digit id is a 404, not an overflow in the database driver.
+    app.url_map.converters["int"] = BoundedInt
 
     for blueprint in (public.bp, submit.bp, auth.bp, moderation.bp, api.bp):
         app.register_blueprint(blueprint)

@@ -48,6 +48,19 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     csp = _csp(app)
 
+    @app.before_request
+    def _refuse_nul_bytes():  # type: ignore[no-untyped-def]
+        # No field anywhere has a use for NUL, and PostgreSQL refuses to store it: say so
+        # up front (400) rather than fail deep in the database driver.
+        for values in (
+            request.args,
+            request.form if request.mimetype != "application/json" else {},
+        ):
+            for key, value in values.items(multi=True):
+                if "\x00" in key or "\x00" in value:
+                    abort(400, "The request contained a character we can't accept (NUL).")
+        return None
+
     @app.after_request
     def _headers(response):  # type: ignore[no-untyped-def]
         h = response.headers

@@ -95,3 +95,13 @@ def test_api_errors_are_json(client, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 404
     assert response.get_json()["error"]["code"]
+
+
+def test_huge_ids_are_404_not_an_overflow(client) -> None:
+    assert client.get("/pharmacies/99999999999999999999999999-x").status_code == 404
+    assert client.get("/api/v1/listings/99999999999999999999999").status_code == 404
+
+
+def test_nul_bytes_are_refused_with_400(client) -> None:
+    assert client.get("/search", query_string={"near": "Seattle\x00"}).status_code == 400
+    assert client.post("/suggest/pharmacy", data={"name": "A\x00B"}).status_code == 400

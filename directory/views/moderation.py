@@ -47,6 +47,7 @@ from ..models import (
     User,
 )
 from ..security import admin_required
+from ..validation import parse_id
 
 bp = Blueprint("moderation", __name__, url_prefix="/moderation")
 
@@ -223,12 +224,12 @@ def merge(submission_id: int):  # type: ignore[no-untyped-def]
     here = url_for(".review", submission_id=sub.id)
     if not ActionForm().validate_on_submit():
         abort(400)
-    target = request.form.get("listing_id", "")
-    if not target.isdigit():
+    target = parse_id(request.form.get("listing_id"))
+    if target is None:
         flash("Choose the listing to merge into.", "error")
         return redirect(here, code=303)
     try:
-        listing = moderation.merge(sub.id, int(target), _user())
+        listing = moderation.merge(sub.id, target, _user())
     except moderation.ModerationError as exc:
         return _refused(exc, here)
     return _done(
@@ -354,8 +355,8 @@ def _audit_query():  # type: ignore[no-untyped-def]
         stmt = stmt.where(AuditEntry.action == action)
     if actor:
         stmt = stmt.where(AuditEntry.actor_label == actor)
-    if listing_id.isdigit():
-        stmt = stmt.where(AuditEntry.listing_id == int(listing_id))
+    if parse_id(listing_id) is not None:
+        stmt = stmt.where(AuditEntry.listing_id == parse_id(listing_id))
     if since:
         try:
             stmt = stmt.where(AuditEntry.at >= datetime.fromisoformat(since))
