@@ -25,7 +25,7 @@ def luhn_valid(digits: str) -> bool:
 def npi_valid(npi: str) -> bool:
     """10 digits whose last is a Luhn check digit over 80840 + the first nine. A valid check digit
     does not prove the number was issued; only the NPPES registry knows that."""
-    return len(npi) == 10 and npi.isdigit() and luhn_valid(NPI_PREFIX + npi)
+    return len(npi) == 10 and npi.isascii() and npi.isdigit() and luhn_valid(NPI_PREFIX + npi)
 
 
 def normalise_phone(raw: str, country: str = "US") -> str:
@@ -64,7 +64,7 @@ def postal_code_problem(code: str, country: str) -> str | None:
             return "Use letters, digits, spaces or dashes only."
         return None
     regex, example = pattern
-    if not re.fullmatch(regex, code.strip()):
+    if not re.fullmatch(regex, code.strip(), flags=re.ASCII):  # \d: ASCII digits only
         return f"That doesn't look like a postal code for this country: expected {example}."
     return None
 
@@ -74,6 +74,19 @@ def url_problem(url: str) -> str | None:
     # Only web links: javascript:, data: and friends must never end up in an href.
     if parts.scheme not in ("http", "https") or not parts.netloc or "." not in parts.netloc:
         return "Enter a full web address starting with https://"
-    if any(ch in url for ch in " <>\"'`"):
+    # urlsplit silently drops tabs and line breaks, so check the text itself for any of them.
+    if any(ch in " <>\"'`" or ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
         return "A web address can't contain spaces, quotes or angle brackets."
     return None
+
+
+MAX_ID = 2**63 - 1  # the largest id a database integer column holds
+
+
+def parse_id(text: str | None) -> int | None:
+    """A row id typed or posted by a user, or None: never an int the database can't bind."""
+    text = (text or "").strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
