@@ -29,11 +29,16 @@ browser-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	  else echo "Browser tests need chromium: sudo apt-get install -y chromium"; fi; }
 
-## Everything: lint, then the whole suite (SQLite; PostgreSQL too when TEST_DATABASE_URL is set).
+## Everything: lint, the whole suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL
+## is set (the browser journeys run once, on SQLite: they test the pages, not the database).
 test: setup browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	env -u TEST_DATABASE_URL $(BIN)/pytest
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+	  echo "== again on PostgreSQL: $$TEST_DATABASE_URL"; \
+	  $(BIN)/pytest -m "not browser"; \
+	fi
 
 lint: setup
 	$(BIN)/ruff check .
