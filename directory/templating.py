@@ -37,7 +37,8 @@ def ago(day: date | None, today: date | None = None) -> str:
     months = round(days / 30.44)
     if months < 24:
         return f"{months} months ago"
-    return f"{days // 365} years ago"
+    # Rounded like the months above, so 23.6 months reads "2 years ago", never "1 years ago".
+    return f"{max(2, round(days / 365.25))} years ago"
 
 
 def verified_text(day: date | None) -> str:

@@ -40,11 +40,17 @@ class Watched:
     page: Any
     errors: list[str] = field(default_factory=list)
     # Pages that answered 4xx on purpose (a 404 page, a form sent back with errors): Chrome
-    # logs "Failed to load resource" for them, which is not a fault of the page.
+    # logs "Failed to load resource" for them, which is not a fault of the page. A 5xx is
+    # only excused on paths the test names in expected_server_errors.
+    expected_server_errors: tuple[str, ...] = ()
     client_error_documents: set[str] = field(default_factory=set)
 
     def on_response(self, response: Any) -> None:
-        if response.request.resource_type == "document" and 400 <= response.status < 500:
+        if response.request.resource_type != "document":
+            return
+        if 400 <= response.status < 500 or (
+            response.status >= 500 and urlsplit(response.url).path in self.expected_server_errors
+        ):
             self.client_error_documents.add(response.url)
 
     def on_console(self, message: Any) -> None:
@@ -63,13 +69,14 @@ class Watched:
 
 @pytest.fixture
 def open_page(browser: Any) -> Iterator[Callable[..., Any]]:
-    """open_page(**context_options) -> a new page in its own context, watched for errors.
+    """open_page(expected_server_errors=(), **context_options) -> a new page in its own
+    context, watched for errors.
 
     At the end of the test every watched page must have had a clean console."""
     contexts: list[Any] = []
     watched: list[Watched] = []
 
-    def _open(**options: Any) -> Any:
+    def _open(expected_server_errors: tuple[str, ...] = (), **options: Any) -> Any:
         options.setdefault("viewport", DESKTOP)
         context = browser.new_context(**options)
         # The map's tile server is never reachable in tests; fail those requests fast.
@@ -77,7 +84,7 @@ def open_page(browser: Any) -> Iterator[Callable[..., Any]]:
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(10_000)
-        w = Watched(page)
+        w = Watched(page, expected_server_errors=expected_server_errors)
         page.on("response", w.on_response)
         page.on("console", w.on_console)
         page.on("pageerror", w.on_page_error)

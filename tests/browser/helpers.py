@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from directory.extensions import db
 from directory.models import Kind, Listing
+from tests import builders
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -42,24 +43,34 @@ def listing_path(app: Flask, kind: Kind) -> str:
     return path
 
 
-def run_axe(page: Any) -> list[dict[str, Any]]:
-    """axe-core's WCAG 2.1 A and AA violations on the current page.
+WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+COLOUR_RULES = ["color-contrast", "link-in-text-block", "non-text-contrast"]
+
+
+def run_axe(page: Any, *, colours_only: bool = False) -> list[dict[str, Any]]:
+    """axe-core's WCAG 2.1 A and AA violations on the current page (or only the colour rules,
+    for a second pass in the other colour scheme).
 
     Evaluated through DevTools rather than added as a <script>, so the page's CSP
     (script-src 'self') stays exactly as in production."""
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
         page.evaluate(AXE.read_text(encoding="utf-8"))
+    run_only = (
+        {"type": "rule", "values": COLOUR_RULES}
+        if colours_only
+        else {"type": "tag", "values": WCAG_AA}
+    )
     return page.evaluate(
-        """async () => {
-          const r = await axe.run(document, {
-            runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']},
-            resultTypes: ['violations'],
-          });
+        """async (runOnly) => {
+          const known = new Set(axe.getRules().map(r => r.ruleId));
+          if (runOnly.type === 'rule') runOnly.values = runOnly.values.filter(r => known.has(r));
+          const r = await axe.run(document, {runOnly, resultTypes: ['violations']});
           return r.violations.map(v => ({
             id: v.id, impact: v.impact, help: v.help,
             nodes: v.nodes.map(n => ({target: n.target.join(' '), summary: n.failureSummary})),
           }));
-        }"""
+        }""",
+        run_only,
     )
 
 
@@ -108,3 +119,41 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def switch_scheme(page: Any, scheme: str) -> None:
+    """Emulate a colour scheme and wait until the page has restyled (it does so a moment
+    after the emulation call returns)."""
+    page.emulate_media(color_scheme=scheme)
+    page.wait_for_function(
+        """(dark) => {
+          const [r, g, b] = getComputedStyle(document.body).backgroundColor
+            .match(/\\d+/g).map(Number);
+          return (r + g + b < 150) === dark;
+        }""",
+        arg=scheme == "dark",
+    )
+
+
+def send_suggestion(
+    page: Any, base: str, name: str = "Keyboard Test Pharmacy", postal_code: str = ""
+) -> None:
+    page.goto(f"{base}/suggest/pharmacy")
+    page.fill("#name", name)
+    page.fill("#phone", "206-555-0199")
+    if postal_code:
+        page.fill("#postal_code", postal_code)
+    page.click("form.listing-form button[type=submit]")
+    page.wait_for_url("**/suggest/sent/**")
+
+
+def sign_in(page: Any, app: Flask, base: str) -> None:
+    """Create a moderator account and sign in as it through the login page."""
+    with app.app_context():
+        builders.user("mod", "correct horse battery")
+        db.session.remove()
+    page.goto(f"{base}/login")
+    page.fill("#username", "mod")
+    page.fill("#password", "correct horse battery")
+    page.click("form button[type=submit]")
+    page.wait_for_url("**/moderation/")

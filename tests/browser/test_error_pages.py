@@ -1,0 +1,78 @@
+"""The error pages people can actually meet: an expired form (400), too many suggestions
+(429), a server fault (500) and a wrong address (404). Same layout, plain words, a way on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from directory.extensions import db
+from tests.browser.helpers import describe, run_axe, send_suggestion
+from tests.conftest import LiveServer, make_app
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def strict_server(database_url: str) -> Iterator[LiveServer]:
+    """CSRF and rate limits on, as in production, one suggestion an hour, and a route that
+    fails."""
+    app = make_app(
+        database_url,
+        WTF_CSRF_ENABLED=True,
+        RATELIMIT_ENABLED=True,
+        SUBMISSION_RATE_LIMIT="1 per hour",
+        MAP_TILE_URL="",
+    )
+
+    def broken() -> str:
+        raise RuntimeError("a fault, on purpose, for the 500 page")
+
+    app.add_url_rule("/broken-on-purpose", "broken", broken)
+    with LiveServer(app) as server:
+        yield server
+    with app.app_context():
+        db.engine.dispose()
+
+
+def check_page(page: Any, heading: str) -> None:
+    assert page.locator("h1").count() == 1
+    assert page.locator("h1").inner_text() == heading
+    assert page.locator("header.site-header").count() == 1, "in the site's layout"
+    assert page.locator("main a[href='/']").count() >= 1 or page.locator("#near").count() == 1
+    violations = run_axe(page)
+    assert not violations, describe(violations)
+
+
+def test_error_pages(open_page: Callable[..., Any], strict_server: LiveServer) -> None:
+    base = strict_server.url
+    page = open_page(expected_server_errors=("/broken-on-purpose",))
+
+    page.goto(f"{base}/suggest/pharmacy")
+    page.fill("#name", "Expired Form Pharmacy")
+    page.fill("#phone", "206-555-0150")
+    page.evaluate("() => { document.querySelector('input[name=csrf_token]').value = 'stale'; }")
+    with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        page.click("form.listing-form button[type=submit]")
+    assert posted.value.status == 400
+    check_page(page, "That didn't work")
+    assert "Nothing was saved" in page.locator("main").inner_text()
+
+    send_suggestion(page, base)  # the one allowed this hour
+    page.goto(f"{base}/suggest/pharmacy")
+    page.fill("#name", "One Too Many Pharmacy")
+    page.fill("#phone", "206-555-0151")
+    with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        page.click("form.listing-form button[type=submit]")
+    assert posted.value.status == 429
+    check_page(page, "Please wait a little")
+
+    response = page.goto(f"{base}/broken-on-purpose")
+    assert response is not None and response.status == 500
+    check_page(page, "Something went wrong on our side")
+
+    response = page.goto(f"{base}/pharmacies/999999")
+    assert response is not None and response.status == 404
+    check_page(page, "We couldn't find that page")
