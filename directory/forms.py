@@ -91,7 +91,8 @@ class ListingForm(FlaskForm):
     )
     street = StringField("Street address", validators=[Optional(), Length(max=200)], filters=STRIP)
     city = StringField("City or town", validators=[Optional(), Length(max=120)], filters=STRIP)
-    state = SelectField("State", validators=[Optional()])
+    # No Optional(): it would stop the chain on an empty choice before validate_state runs.
+    state = SelectField("State", validators=[])
     region_other = StringField(
         "Region or province (outside the US)",
         validators=[Optional(), Length(max=80)],
@@ -229,6 +230,12 @@ class PharmacyForm(ListingForm):
 
     def validate(self, extra_validators: Any = None) -> bool:
         ok = super().validate(extra_validators)
+        if not (self.city.data or self.postal_code.data):
+            self.city.errors = [
+                *self.city.errors,
+                "Give the city or the ZIP code, so patients nearby can find it.",
+            ]
+            ok = False
         if not (self.phone.data or self.website.data or self.email.data):
             self.phone.errors = [
                 *self.phone.errors,
@@ -481,7 +488,7 @@ class LoginForm(FlaskForm):
 
 class ReasonForm(FlaskForm):
     reason = TextAreaField(
-        "Reason (required, recorded in the history)",
+        "Reason (recorded in the history)",
         validators=[DataRequired("Please give a reason."), Length(max=2000)],
         filters=STRIP,
     )

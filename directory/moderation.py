@@ -91,6 +91,8 @@ def create_seed_listing(kind: Kind, row: dict[str, Any]) -> Listing:
     apply_data(listing, {k: row[k] for k in row if k not in {"key", "sample", "flags"}})
     flags = list(row["flags"])
     for body in row.get("accreditation") or []:
+        if any(f["type"] == FlagType.ACCREDITATION.value and body in f["label"] for f in flags):
+            continue  # the seed row already carries this accreditation as a flag
         flags.append(
             {
                 "type": FlagType.ACCREDITATION.value,

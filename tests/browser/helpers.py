@@ -136,7 +136,7 @@ def switch_scheme(page: Any, scheme: str) -> None:
 
 
 def send_suggestion(
-    page: Any, base: str, name: str = "Keyboard Test Pharmacy", postal_code: str = ""
+    page: Any, base: str, name: str = "Keyboard Test Pharmacy", postal_code: str = "98101"
 ) -> None:
     page.goto(f"{base}/suggest/pharmacy")
     page.fill("#name", name)
