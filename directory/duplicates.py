@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from typing import Any
 
 from sqlalchemy import select
@@ -25,7 +26,11 @@ _COMMON = re.compile(
 
 
 def name_key(name: str) -> str:
-    text = re.sub(r"[^a-z0-9 ]+", " ", name.lower())
+    # Accents folded ("Zoë" is "Zoe") and letters of every script kept: an ASCII-only key made
+    # every Cyrillic, Greek or CJK name empty, so such names never matched anything.
+    text = unicodedata.normalize("NFKD", name.casefold())
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = re.sub(r"[\W_]+", " ", text)
     return " ".join(_COMMON.sub(" ", text).split())
 
 

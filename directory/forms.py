@@ -348,7 +348,7 @@ class PrescriberForm(ListingForm):
     def validate_npi(self, field: Field) -> None:
         if field.data:
             digits = field.data.replace(" ", "").replace("-", "")
-            if not (len(digits) == 10 and digits.isdigit()):
+            if not (len(digits) == 10 and digits.isascii() and digits.isdigit()):
                 raise ValidationError("An NPI has exactly 10 digits.")
             if not validation.npi_valid(digits):
                 raise ValidationError(

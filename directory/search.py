@@ -169,7 +169,11 @@ def parse(args: Mapping[str, str], vocab_codes: Mapping[str, set[str]] | None = 
     page = 1
     raw_page = (args.get("page") or "").strip()
     if raw_page:
-        if not raw_page.isdigit() or not 1 <= int(raw_page) <= MAX_PAGE:
+        # ASCII digits only, and short: "²".isdigit() is True but int("²") raises, and int()
+        # refuses strings of more than 4300 digits.
+        if not (raw_page.isascii() and raw_page.isdigit() and len(raw_page) <= 6) or not (
+            1 <= int(raw_page) <= MAX_PAGE
+        ):
             errors["page"] = f"The page must be a whole number from 1 to {MAX_PAGE}."
         else:
             page = int(raw_page)
