@@ -8,7 +8,7 @@ from directory.geocoding import get_offline
 
 app = create_app()
 
-# Under gunicorn, build the offline gazetteer (about 1.5 s) in the background as each worker
-# starts, so the first search a patient makes isn't the slow one. CLI commands skip it.
+# Under gunicorn, open the offline gazetteer (or build it, once, if `init-db` didn't) in the
+# background as each worker starts, so the first search a patient makes isn't the slow one.
 if "gunicorn" in sys.argv[0]:
     threading.Thread(target=get_offline().preload, name="gazetteer", daemon=True).start()

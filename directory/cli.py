@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from . import search, seeding
 from .extensions import db
 from .geo import geocoder
+from .geocoding import ensure_built
 from .listings import public_dict
 from .models import Listing, Role
 
@@ -64,6 +65,9 @@ def init_app(app: Flask) -> None:
         except SQLAlchemyError as exc:
             _fail(f"Migrating the database failed: {str(getattr(exc, 'orig', exc)).strip()}")
         click.echo("Database is up to date.")
+        # The offline gazetteer is built once into the instance folder (a few seconds); doing
+        # it here keeps the first search after deployment from paying for it.
+        click.echo(f"Gazetteer: {ensure_built(Path(current_app.instance_path))}")
 
     @app.cli.command("seed")
     @click.option("--no-samples", is_flag=True, help="Load the vocabularies only (for production).")

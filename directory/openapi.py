@@ -164,7 +164,20 @@ SEARCH_RESPONSE = {
             "licensed in, the searcher's state or country, not already in results.",
             "items": {"$ref": "#/components/schemas/Result"},
         },
-        "other_places": {"type": "array", "items": {"type": "string"}},
+        "other_places": {
+            "type": "array",
+            "description": "Other places an ambiguous name could mean; search again by lat/lon.",
+            "items": {
+                "type": "object",
+                "required": ["label", "lat", "lon", "precision"],
+                "properties": {
+                    "label": {"type": "string"},
+                    "lat": {"type": "number"},
+                    "lon": {"type": "number"},
+                    "precision": {"type": "string"},
+                },
+            },
+        },
     },
 }
 

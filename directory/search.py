@@ -300,6 +300,11 @@ class Result:
     other_places: list[Place] = field(default_factory=list)
 
     @property
+    def place_name(self) -> str:
+        """The origin for "near X" sentences: a browser location's label already says "near"."""
+        return self.origin.label.removeprefix("near ")
+
+    @property
     def pages(self) -> int:
         return max(1, min(MAX_PAGE, math.ceil(self.total / PAGE_SIZE)))
 

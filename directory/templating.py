@@ -6,7 +6,7 @@ from datetime import date
 
 from flask import Flask, current_app
 
-from . import vocab
+from . import search, vocab
 from .listings import detail_url
 from .models import (
     GUIDANCE_TEXT,
@@ -15,6 +15,9 @@ from .models import (
     STALE_AFTER,
     STATUS_TEXT,
     VERIFY_METHOD_TEXT,
+    Condition,
+    DosageForm,
+    vocabulary,
 )
 
 
@@ -55,6 +58,11 @@ def month_year(day: date | None) -> str:
     return day.strftime("%B %Y") if day else ""
 
 
+def filter_choices() -> dict[str, list]:
+    """Dosage forms and conditions for the search filters' drop-downs."""
+    return {"dosage_forms": vocabulary(DosageForm), "conditions": vocabulary(Condition)}
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
         ago=ago,
@@ -71,6 +79,9 @@ def init_app(app: Flask) -> None:
         PRECISION_TEXT=PRECISION_TEXT,
         is_stale=is_stale,
         listing_url=detail_url,
+        EMPTY_SEARCH=search.Params(),
+        SEARCH_FILTERS=search.FLAG_FILTERS,
+        filter_choices=filter_choices,
         config_value=lambda name: current_app.config.get(name),
     )
     app.jinja_env.trim_blocks = True

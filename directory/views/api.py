@@ -55,7 +55,10 @@ def search_listings():  # type: ignore[no-untyped-def]
         page_size=search.PAGE_SIZE,
         results=[_summary(h.listing, h.distance) for h in result.hits],
         also_available=[_summary(listing, None) for listing in result.also_available],
-        other_places=[p.label for p in result.other_places],
+        other_places=[
+            {"label": p.label, "lat": p.lat, "lon": p.lon, "precision": p.precision}
+            for p in result.other_places
+        ],
     )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from flask import Blueprint, abort, jsonify, redirect, render_template, request
 from sqlalchemy import select
 
@@ -11,26 +9,9 @@ from .. import search as search_service
 from ..extensions import db
 from ..geo import geocoder
 from ..listings import detail_url, json_ld
-from ..models import Condition, DosageForm, Kind, Listing, public_listing, vocabulary
+from ..models import Kind, Listing, public_listing
 
 bp = Blueprint("public", __name__)
-
-
-@dataclass
-class FilterChoices:
-    dosage_forms: list[DosageForm]
-    conditions: list[Condition]
-
-    @classmethod
-    def load(cls) -> FilterChoices:
-        return cls(vocabulary(DosageForm), vocabulary(Condition))
-
-    @property
-    def codes(self) -> dict[str, set[str]]:
-        return {
-            "dosage_form": {d.code for d in self.dosage_forms},
-            "condition": {c.code for c in self.conditions},
-        }
 
 
 @bp.get("/")
@@ -79,9 +60,8 @@ def search():  # type: ignore[no-untyped-def]
 
 def search_page_context(args) -> dict:  # type: ignore[no-untyped-def]
     """Everything the results page shows; a bad search renders the same page with messages."""
-    forms = FilterChoices.load()
     try:
-        params = search_service.parse(args, forms.codes)
+        params = search_service.parse(args, search_service.vocab_codes())
         result = search_service.run(params, geocoder())
     except search_service.SearchError as exc:
         params = exc.params or search_service.Params()
@@ -89,20 +69,14 @@ def search_page_context(args) -> dict:  # type: ignore[no-untyped-def]
             "params": params,
             "raw_near": (args.get("near") or "")[:200],
             "errors": exc.errors,
-            "search_error": next(iter(exc.errors.values())),
             "suggestions": exc.suggestions,
-            "choices": forms,
-            "flag_filters": search_service.FLAG_FILTERS,
             "result": None,
         }
     return {
         "params": params,
         "raw_near": params.near,
         "errors": {},
-        "search_error": None,
         "suggestions": [],
-        "choices": forms,
-        "flag_filters": search_service.FLAG_FILTERS,
         "result": result,
     }
 
