@@ -320,6 +320,10 @@ def locate(params: Params, geocoding: Geocoding) -> tuple[Place, list[Place]]:
         places = geocoding.places(params.near, limit=6)
     except GeocodeInputError as exc:
         raise SearchError({"near": str(exc)}, params=params) from None
+    if places and _only_the_region_matched(params.near, places[0]):
+        # "Seatle, WA" would otherwise search from the middle of Washington state, which
+        # looks like an answer but isn't one: ask instead, with "Seattle, WA" as a suggestion.
+        places = []
     if not places:
         suggestions = geocoding.suggestions(params.near)
         raise SearchError(
@@ -329,6 +333,11 @@ def locate(params: Params, geocoding: Geocoding) -> tuple[Place, list[Place]]:
             params=params,
         )
     return places[0], places[1:]
+
+
+def _only_the_region_matched(query: str, best: Place) -> bool:
+    first = query.split(",", 1)[0].strip().casefold()
+    return "," in query and best.precision == "region" and first not in best.label.casefold()
 
 
 def run(params: Params, geocoding: Geocoding, *, today: date | None = None) -> Result:

@@ -721,3 +721,13 @@ def test_no_results_offers_a_wider_search(app, client) -> None:
         c.select_one(".card-title a").get_text(strip=True)
         for c in cards(soup(client.get(wider["href"])))
     ] == ["Far"]
+
+
+def test_a_misspelt_city_with_a_known_state_asks_rather_than_guessing_the_state(app) -> None:
+    with pytest.raises(search.SearchError) as caught:
+        run(near="Seatle, WA")
+    assert caught.value.code == "place_not_found"
+    assert "Seattle, WA, US" in caught.value.suggestions
+    # A state (or a state with its country) on its own is still a fine place to search from.
+    assert run(near="Texas, US").origin.precision == "region"
+    assert run(near="Alabama").origin.precision == "region"
