@@ -343,7 +343,8 @@ class ListingRegion(db.Model):
     """A US state (US-XX) or a country (ISO2) a pharmacy ships to or a prescriber is licensed in."""
 
     __tablename__ = "listing_regions"
-    __table_args__ = (Index("ix_listing_regions_role_code", "role", "code"),)
+    # Covering (role, code) -> listing_id: "who ships to Alabama" without touching the table.
+    __table_args__ = (Index("ix_listing_regions_reach", "role", "code", "listing_id"),)
     listing_id: Mapped[int] = mapped_column(
         ForeignKey("listings.id", ondelete="CASCADE"), primary_key=True
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, exists, not_, or_, select
+from sqlalchemy import and_, exists, not_, or_, select, union
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import spatial
@@ -380,52 +380,42 @@ def also_available(
     origin: Place, params: Params, conds: list[ColumnElement[bool]]
 ) -> list[Listing]:
     """Mail-order pharmacies that ship to the searcher's state or country, and telehealth
-    prescribers licensed there, that are not already on the distance list."""
+    prescribers licensed there, that are not already on the distance list: most reliable
+    first, then most recently verified."""
     codes = [c for c in (origin.region, origin.country) if c]
     if not codes:
         return []
-    reach = []
+    # Start from the (role, code) index: the listings that reach this place at all, so the
+    # query never walks the whole listings table.
+    reach: list[tuple[RegionRole, ColumnElement[bool]]] = []
     if params.kind in ("both", "pharmacy"):
-        reach.append(
-            and_(
-                Listing.kind == Kind.PHARMACY,
-                Listing.mail_order,
-                exists().where(
-                    ListingRegion.listing_id == Listing.id,
-                    ListingRegion.role == RegionRole.SHIPS_TO,
-                    ListingRegion.code.in_(codes),
-                ),
-            )
-        )
+        reach.append((RegionRole.SHIPS_TO, and_(Listing.kind == Kind.PHARMACY, Listing.mail_order)))
     if params.kind in ("both", "prescriber"):
         reach.append(
-            and_(
-                Listing.kind == Kind.PRESCRIBER,
-                Listing.telehealth,
-                exists().where(
-                    ListingRegion.listing_id == Listing.id,
-                    ListingRegion.role == RegionRole.LICENSED_IN,
-                    ListingRegion.code.in_(codes),
-                ),
-            )
+            (RegionRole.LICENSED_IN, and_(Listing.kind == Kind.PRESCRIBER, Listing.telehealth))
         )
+    reaching = union(
+        *(
+            select(ListingRegion.listing_id).where(
+                ListingRegion.role == role, ListingRegion.code.in_(codes)
+            )
+            for role, _ in reach
+        )
+    ).subquery()
     reliable_first = exists().where(
         ReliabilityFlag.listing_id == Listing.id, ReliabilityFlag.type == FlagType.CURATED_LIST
     )
-    candidates = db.session.scalars(
-        select(Listing)
-        .where(or_(*reach), *conds)
-        .order_by(reliable_first.desc(), Listing.verified_on.desc().nulls_last(), Listing.name)
-        .limit(ALSO_AVAILABLE_LIMIT * 3)
-    ).all()
-    radius_km = params.radius_km
-    out = []
-    for listing in candidates:
-        on_distance_list = (
-            listing.lat is not None
-            and not listing.telehealth_only
-            and spatial.distance_km(origin.lat, origin.lon, listing.lat, listing.lon) <= radius_km
+    beyond_radius = or_(
+        Listing.lat.is_(None),
+        Listing.telehealth_only,
+        spatial.sql_distance_km(origin.lat, origin.lon) > params.radius_km,
+    )
+    return list(
+        db.session.scalars(
+            select(Listing)
+            .join(reaching, Listing.id == reaching.c.listing_id)
+            .where(or_(*(condition for _, condition in reach)), beyond_radius, *conds)
+            .order_by(reliable_first.desc(), Listing.verified_on.desc().nulls_last(), Listing.name)
+            .limit(ALSO_AVAILABLE_LIMIT)
         )
-        if not on_distance_list:
-            out.append(listing)
-    return out[:ALSO_AVAILABLE_LIMIT]
+    )

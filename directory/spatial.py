@@ -125,7 +125,7 @@ def _candidates(box: Box, conditions: Sequence[ColumnElement[bool]]):  # type: i
     return db.session.execute(stmt).all()
 
 
-def _sql_distance_km(lat: float, lon: float) -> ColumnElement[float]:
+def sql_distance_km(lat: float, lon: float) -> ColumnElement[float]:
     # Haversine, for counting in the database. Both SQLite (math functions) and PostgreSQL
     # have these; it agrees with distance_km to well under a metre at these ranges.
     p1 = math.radians(lat)
@@ -158,7 +158,7 @@ def count_within(
             _box_condition(box, Listing.lat, Listing.lat, Listing.lon, Listing.lon),
             *conditions,
         )
-    inner = inner.where(_sql_distance_km(lat, lon) <= radius_km).limit(cap)
+    inner = inner.where(sql_distance_km(lat, lon) <= radius_km).limit(cap)
     return db.session.scalar(select(func.count()).select_from(inner.subquery())) or 0
 
 
