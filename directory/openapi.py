@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .search import DEFAULT_RADIUS, FLAG_FILTERS, KINDS, MAX_PAGE, MAX_RADIUS, UNITS
+from .spatial import TOTAL_CAP
 
 _nullable_str = {"type": ["string", "null"]}
 _str_list = {"type": "array", "items": {"type": "string"}}
@@ -152,8 +153,14 @@ SEARCH_RESPONSE = {
         "unit": {"type": "string", "enum": list(UNITS)},
         "kind": {"type": "string", "enum": list(KINDS)},
         "filters": _str_list,
-        "total": {"type": "integer", "description": "Matches within the radius (at most 1000)."},
-        "total_capped": {"type": "boolean", "description": "True when there are more than 1000."},
+        "total": {
+            "type": "integer",
+            "description": f"Matches within the radius (at most {TOTAL_CAP}).",
+        },
+        "total_capped": {
+            "type": "boolean",
+            "description": f"True when there are more than {TOTAL_CAP}.",
+        },
         "page": {"type": "integer"},
         "pages": {"type": "integer"},
         "page_size": {"type": "integer"},

@@ -120,7 +120,7 @@ def test_nearest_equals_full_scan_for_random_points(app, seed: int) -> None:
         radius = rng.choice([0.5, 2, 5, 16.09344, 40, 80.4672, 300, 804.672])
         expected = oracle(lat, lon, radius)
         for offset in (0, 20, 40, 100):
-            found = spatial.nearest(lat, lon, radius, limit=20, offset=offset)
+            found = spatial.nearest(lat, lon, radius, limit=20, offset=offset, cap=10**6)
             assert found.hits == expected[offset : offset + 20], (lat, lon, radius, offset)
             assert found.total == len(expected)
             assert found.total_capped is False
@@ -130,8 +130,8 @@ def test_pages_continue_each_other(app) -> None:
     rng = random.Random(11)
     insert_points(random_points(rng, 200))
     lat, lon, radius = 47.61, -122.33, 50.0
-    page1 = spatial.nearest(lat, lon, radius, limit=20, offset=0)
-    page2 = spatial.nearest(lat, lon, radius, limit=20, offset=20)
+    page1 = spatial.nearest(lat, lon, radius, limit=20, offset=0, cap=10**6)
+    page2 = spatial.nearest(lat, lon, radius, limit=20, offset=20, cap=10**6)
     assert len(page1.hits) == 20 and len(page2.hits) == 20
     assert page1.total == page2.total == len(oracle(lat, lon, radius))
     ids = [i for i, _ in page1.hits + page2.hits]
@@ -190,35 +190,39 @@ def test_just_inside_is_found_and_just_outside_is_not(app) -> None:
 
 def test_total_is_capped_when_counting_past_the_first_box(app) -> None:
     rng = random.Random(3)
-    # 1005 listings within 2 km: the first 4 km box already holds a page, so the total comes
-    # from the counting query over the whole 10 km radius.
+    # Cap + 5 listings within the first box: it already holds a page, so the total comes from
+    # the counting query over the whole 10 km radius.
+    first = spatial.FIRST_BOX_KM
     insert_points(
-        destination(40.0, -75.0, rng.uniform(0, 2), rng.uniform(0, 360)) for _ in range(1005)
+        destination(40.0, -75.0, rng.uniform(0, first), rng.uniform(0, 360))
+        for _ in range(spatial.TOTAL_CAP + 5)
     )
     found = spatial.nearest(40.0, -75.0, 10, limit=20)
-    assert found.total == spatial.TOTAL_CAP == 1000
+    assert found.total == spatial.TOTAL_CAP
     assert found.total_capped is True
     assert found.hits == oracle(40.0, -75.0, 10)[:20]
 
 
 def test_total_is_capped_when_the_box_covers_the_radius(app) -> None:
     rng = random.Random(4)
+    cap = spatial.TOTAL_CAP
     insert_points(
-        destination(40.0, -75.0, rng.uniform(0, 2), rng.uniform(0, 360)) for _ in range(1001)
+        destination(40.0, -75.0, rng.uniform(0, 2), rng.uniform(0, 360)) for _ in range(cap + 1)
     )
-    found = spatial.nearest(40.0, -75.0, 3, limit=20, offset=980)
-    assert found.total == 1000 and found.total_capped is True
-    assert found.hits == oracle(40.0, -75.0, 3)[980:1000]
+    found = spatial.nearest(40.0, -75.0, 3, limit=20, offset=cap - 20)
+    assert found.total == cap and found.total_capped is True
+    assert found.hits == oracle(40.0, -75.0, 3)[cap - 20 : cap]
 
 
 def test_exactly_the_cap_is_not_capped(app) -> None:
     rng = random.Random(6)
+    cap = spatial.TOTAL_CAP
     insert_points(
-        destination(40.0, -75.0, rng.uniform(0, 2), rng.uniform(0, 360)) for _ in range(1000)
+        destination(40.0, -75.0, rng.uniform(0, 2), rng.uniform(0, 360)) for _ in range(cap)
     )
     for radius in (3, 10):
         found = spatial.nearest(40.0, -75.0, radius, limit=20)
-        assert (found.total, found.total_capped) == (1000, False)
+        assert (found.total, found.total_capped) == (cap, False)
 
 
 def test_counting_query_agrees_with_python_distances(app) -> None:
