@@ -32,12 +32,14 @@ from sqlalchemy import (
     event,
     select,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db
 
 STALE_AFTER = timedelta(days=365)  # "call to confirm" after this long without verification
+RANK_EPOCH = date(2000, 1, 1).toordinal()
+RANK_CURATED = 1_000_000  # more days than verification dates will ever span
 
 
 def utcnow() -> datetime:
@@ -322,6 +324,14 @@ class Listing(db.Model):
         return self.verified_on is None or date.today() - self.verified_on > STALE_AFTER
 
     @property
+    def reach_rank(self) -> int:
+        """Order of the "also available" section: on a curated list first, then the most
+        recently verified. Higher is better."""
+        curated = any(f.type == FlagType.CURATED_LIST for f in self.flags)
+        days = self.verified_on.toordinal() - RANK_EPOCH if self.verified_on else 0
+        return (RANK_CURATED if curated else 0) + max(days, 0)
+
+    @property
     def worst_filler_guidance(self) -> Guidance | None:
         """None when the fillers are unknown, so the page can say so rather than imply 'fine'."""
         if not self.fillers_known:
@@ -343,13 +353,16 @@ class ListingRegion(db.Model):
     """A US state (US-XX) or a country (ISO2) a pharmacy ships to or a prescriber is licensed in."""
 
     __tablename__ = "listing_regions"
-    # Covering (role, code) -> listing_id: "who ships to Alabama" without touching the table.
-    __table_args__ = (Index("ix_listing_regions_reach", "role", "code", "listing_id"),)
+    # "Who reaches Alabama, best first": walking this index in order answers the "also
+    # available" section without sorting every listing that ships there.
+    __table_args__ = (Index("ix_listing_regions_reach_rank", "role", "code", "rank", "listing_id"),)
     listing_id: Mapped[int] = mapped_column(
         ForeignKey("listings.id", ondelete="CASCADE"), primary_key=True
     )
     role: Mapped[RegionRole] = mapped_column(_enum(RegionRole, 12), primary_key=True)
     code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    # A copy of the listing's reach_rank, kept in step by the before_flush hook below.
+    rank: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     listing: Mapped[Listing] = relationship(back_populates="regions")
 
 
@@ -512,3 +525,24 @@ def public_listing(listing_id: int) -> Listing | None:
 
 def vocabulary(model: type[Filler] | type[DosageForm] | type[Condition] | type[Region]) -> list:
     return list(db.session.scalars(select(model).order_by(model.name)))
+
+
+@event.listens_for(Session, "before_flush")
+def _keep_reach_ranks(session: Session, _context: object, _instances: object) -> None:
+    """Copy each touched listing's reach_rank onto its region rows, whatever changed it (a
+    flag, a verification, new regions), so the ranked index never disagrees with the data."""
+    touched: set[Listing] = set()
+    for obj in list(session.new) + list(session.dirty) + list(session.deleted):
+        if isinstance(obj, Listing):
+            touched.add(obj)
+        elif isinstance(obj, ReliabilityFlag | Verification | ListingRegion):
+            if obj.listing is not None:
+                touched.add(obj.listing)
+    with session.no_autoflush:
+        for listing in touched:
+            if listing in session.deleted:
+                continue
+            rank = listing.reach_rank
+            for region in listing.regions:
+                if region.rank != rank:
+                    region.rank = rank

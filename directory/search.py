@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, exists, not_, or_, select, union
+from sqlalchemy import and_, exists, not_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import spatial
@@ -380,13 +380,11 @@ def also_available(
     origin: Place, params: Params, conds: list[ColumnElement[bool]]
 ) -> list[Listing]:
     """Mail-order pharmacies that ship to the searcher's state or country, and telehealth
-    prescribers licensed there, that are not already on the distance list: most reliable
-    first, then most recently verified."""
+    prescribers licensed there, that are not already on the distance list: on a curated list
+    first, then the most recently verified (Listing.reach_rank)."""
     codes = [c for c in (origin.region, origin.country) if c]
     if not codes:
         return []
-    # Start from the (role, code) index: the listings that reach this place at all, so the
-    # query never walks the whole listings table.
     reach: list[tuple[RegionRole, ColumnElement[bool]]] = []
     if params.kind in ("both", "pharmacy"):
         reach.append((RegionRole.SHIPS_TO, and_(Listing.kind == Kind.PHARMACY, Listing.mail_order)))
@@ -394,28 +392,26 @@ def also_available(
         reach.append(
             (RegionRole.LICENSED_IN, and_(Listing.kind == Kind.PRESCRIBER, Listing.telehealth))
         )
-    reaching = union(
-        *(
-            select(ListingRegion.listing_id).where(
-                ListingRegion.role == role, ListingRegion.code.in_(codes)
-            )
-            for role, _ in reach
-        )
-    ).subquery()
-    reliable_first = exists().where(
-        ReliabilityFlag.listing_id == Listing.id, ReliabilityFlag.type == FlagType.CURATED_LIST
-    )
     beyond_radius = or_(
         Listing.lat.is_(None),
         Listing.telehealth_only,
         spatial.sql_distance_km(origin.lat, origin.lon) > params.radius_km,
     )
-    return list(
-        db.session.scalars(
-            select(Listing)
-            .join(reaching, Listing.id == reaching.c.listing_id)
-            .where(or_(*(condition for _, condition in reach)), beyond_radius, *conds)
-            .order_by(reliable_first.desc(), Listing.verified_on.desc().nulls_last(), Listing.name)
-            .limit(ALSO_AVAILABLE_LIMIT)
-        )
-    )
+    # One walk of the (role, code, rank) index per stream, best first, stopping at a page's
+    # worth: the cost no longer grows with how many listings reach the state.
+    ranked: dict[int, tuple[int, int]] = {}
+    for role, condition in reach:
+        for code in codes:
+            rows = db.session.execute(
+                select(ListingRegion.listing_id, ListingRegion.rank)
+                .join(Listing, Listing.id == ListingRegion.listing_id)
+                .where(ListingRegion.role == role, ListingRegion.code == code)
+                .where(condition, beyond_radius, *conds)
+                .order_by(ListingRegion.rank.desc(), ListingRegion.listing_id)
+                .limit(ALSO_AVAILABLE_LIMIT)
+            )
+            for listing_id, rank in rows:
+                ranked[listing_id] = (-rank, listing_id)
+    best = sorted(ranked, key=ranked.__getitem__)[:ALSO_AVAILABLE_LIMIT]
+    by_id = _load(best)
+    return [by_id[i] for i in best if i in by_id]

@@ -737,3 +737,32 @@ def test_a_misspelt_city_with_a_known_state_asks_rather_than_guessing_the_state(
     # A state (or a state with its country) on its own is still a fine place to search from.
     assert run(near="Texas, US").origin.precision == "region"
     assert run(near="Alabama").origin.precision == "region"
+
+
+def test_reach_ranks_stay_in_step_with_flags_and_verification(seeded) -> None:
+    from directory import moderation
+    from directory.models import ListingRegion, User
+
+    def out_of_step() -> list[int]:
+        db.session.expire_all()
+        return [
+            r.listing_id
+            for r in db.session.scalars(select(ListingRegion))
+            if r.rank != r.listing.reach_rank
+        ]
+
+    assert out_of_step() == []
+    mod = User(username="rank-mod", password_hash="x")
+    db.session.add(mod)
+    db.session.commit()
+    shipper = db.session.scalars(
+        select(Listing).where(Listing.mail_order, Listing.regions.any())
+    ).first()
+    before = shipper.reach_rank
+    flag = moderation.add_flag(
+        shipper.id, mod, type="curated_list", label="Listed", source="Test", as_of=date(2026, 1, 1)
+    )
+    moderation.mark_verified(shipper.id, mod, "phone", date.today())
+    assert shipper.reach_rank > before and out_of_step() == []
+    moderation.remove_flag(shipper.id, flag.id, mod, "Delisted")
+    assert out_of_step() == []
