@@ -30,20 +30,7 @@ def choose():  # type: ignore[no-untyped-def]
 @bp.route("/<any(pharmacy, prescriber):kind>", methods=["GET", "POST"])
 @limit_posts
 def new_listing(kind: str):  # type: ignore[no-untyped-def]
-    form = form_class(kind)()
-    if form.validate_on_submit():
-        sub, _created = moderation.submit(
-            listing_kind=Kind(kind),
-            data=form.to_data(),
-            geocoding=geocoder(),
-            note=form.note.data or None,
-            relation=form.submitter_relation.data or None,
-            email=(form.submitter_email.data or "").lower() or None,
-        )
-        return redirect(url_for("submit.sent", reference=sub.reference), code=303)
-    return render_template("submit/listing_form.html", form=form, kind=kind, listing=None), (
-        400 if form.errors else 200
-    )
+    return _form_page(Kind(kind), None)
 
 
 @bp.route("/correction/<int:listing_id>", methods=["GET", "POST"])
@@ -52,25 +39,29 @@ def correction(listing_id: int):  # type: ignore[no-untyped-def]
     listing: Listing | None = public_listing(listing_id)
     if listing is None:
         abort(404)
-    kind = listing.kind.value
-    form = form_class(kind, correction=True)()
-    if not form.is_submitted():
+    return _form_page(listing.kind, listing)
+
+
+def _form_page(kind: Kind, listing: Listing | None):  # type: ignore[no-untyped-def]
+    """The suggestion form (a correction when `listing` is given): show it, or store what was
+    sent as pending and show the reference; on an error, show every message and keep it all."""
+    form = form_class(kind.value, correction=listing is not None)()
+    if listing is not None and not form.is_submitted():
         form.fill(to_data(listing))
     elif form.validate_on_submit():
         sub, _created = moderation.submit(
-            listing_kind=listing.kind,
+            listing_kind=kind,
             listing=listing,
             data=form.to_data(),
             geocoding=geocoder(),
-            problem=form.problem.data,
+            problem=form.problem.data if listing is not None else None,
             note=form.note.data or None,
             relation=form.submitter_relation.data or None,
             email=(form.submitter_email.data or "").lower() or None,
         )
         return redirect(url_for("submit.sent", reference=sub.reference), code=303)
-    return render_template("submit/listing_form.html", form=form, kind=kind, listing=listing), (
-        400 if form.errors else 200
-    )
+    page = render_template("submit/listing_form.html", form=form, kind=kind.value, listing=listing)
+    return page, (400 if form.errors else 200)
 
 
 @bp.get("/sent/<reference>")
