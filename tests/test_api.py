@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import date, timedelta
 from typing import Any
 
@@ -15,11 +14,9 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from directory import search
-from directory.extensions import db
 from directory.listings import fields_for
 from directory.models import Kind
 from tests import builders
-from tests.conftest import PG_URL, make_app
 
 DOC_URI = "urn:ldn-directory:openapi"
 EXTRA_PUBLIC_FIELDS = {
@@ -32,22 +29,6 @@ EXTRA_PUBLIC_FIELDS = {
     "is_sample",
     "flags",
 }
-
-
-@pytest.fixture(scope="module")
-def shared_client(template_database, tmp_path_factory):  # type: ignore[no-untyped-def]
-    """One app for the bad-input cases, which read and write no data: a fresh app per case
-    would cost a tenth of a second each."""
-    if PG_URL:
-        url = PG_URL
-    else:
-        path = tmp_path_factory.mktemp("shared") / "api.db"
-        shutil.copyfile(template_database, path)
-        url = f"sqlite:///{path}"
-    app = make_app(url)
-    yield app.test_client()
-    with app.app_context():
-        db.engine.dispose()
 
 
 @pytest.fixture(scope="module")

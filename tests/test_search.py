@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import re
-import shutil
 from datetime import date, timedelta
 from typing import Any
 
@@ -18,28 +17,11 @@ from directory.extensions import db
 from directory.geo import geocoder
 from directory.models import Kind, Listing, Status
 from tests import builders
-from tests.conftest import PG_URL, make_app
 
 KM_PER_MI = 1.609344
 ORIGIN = (33.5062, -86.8003)  # ZIP 35233, Birmingham, AL
 
 PAGE_MESSAGE = f"The page must be a whole number from 1 to {search.MAX_PAGE}."
-
-
-@pytest.fixture(scope="module")
-def shared_client(template_database, tmp_path_factory):  # type: ignore[no-untyped-def]
-    """One app for the bad-input cases, which read and write no data: a fresh app per case
-    would cost a tenth of a second each."""
-    if PG_URL:
-        url = PG_URL
-    else:
-        path = tmp_path_factory.mktemp("shared") / "search.db"
-        shutil.copyfile(template_database, path)
-        url = f"sqlite:///{path}"
-    app = make_app(url)
-    yield app.test_client()
-    with app.app_context():
-        db.engine.dispose()
 
 
 def soup(response) -> BeautifulSoup:  # type: ignore[no-untyped-def]
