@@ -69,7 +69,13 @@ def machine() -> dict[str, Any]:
     }
 
 
-CODE_FILES = ("directory/spatial.py", "directory/search.py", "directory/views/api.py", "wsgi.py")
+CODE_FILES = (
+    "directory/spatial.py",
+    "directory/search.py",
+    "directory/cards.py",
+    "directory/views/api.py",
+    "wsgi.py",
+)
 
 
 def code_fingerprint() -> dict[str, str]:

@@ -217,7 +217,54 @@ listing_conditions = Table(
 # --- listings ---------------------------------------------------------------------------------
 
 
-class Listing(db.Model):
+class ListingFacts:
+    """What pages say about a listing, worked out from its fields. Shared by the ORM model and
+    by the lighter cards that search results are built from (directory/cards.py), so a result
+    and the listing's own page never disagree."""
+
+    __slots__ = ()
+    kind: Kind
+    name: str
+    street: str | None
+    city: str | None
+    region: str | None
+    postal_code: str | None
+    country: str
+    verified_on: date | None
+    fillers_known: bool
+    fillers: Any
+
+    @property
+    def slug(self) -> str:
+        return slugify(self.name)
+
+    @property
+    def is_pharmacy(self) -> bool:
+        return self.kind == Kind.PHARMACY
+
+    @property
+    def is_stale(self) -> bool:
+        return self.verified_on is None or date.today() - self.verified_on > STALE_AFTER
+
+    @property
+    def worst_filler_guidance(self) -> Guidance | None:
+        """None when the fillers are unknown, so the page can say so rather than imply 'fine'."""
+        if not self.fillers_known:
+            return None
+        order = [Guidance.FINE, Guidance.CAUTION, Guidance.ADVISED_AGAINST]
+        return max((f.guidance for f in self.fillers), key=order.index, default=Guidance.FINE)
+
+    @property
+    def address_line(self) -> str:
+        region = self.region.removeprefix("US-") if self.region else None
+        tail = " ".join(p for p in (region, self.postal_code) if p)
+        parts = [p for p in (self.street, self.city, tail) if p]
+        if self.country != "US":
+            parts.append(self.country)
+        return ", ".join(parts)
+
+
+class Listing(ListingFacts, db.Model):
     """A published pharmacy or prescriber. One table for both so search, the audit trail and
     the API share one id space; kind-specific columns are nullable."""
 
@@ -293,14 +340,6 @@ class Listing(db.Model):
         order_by="Verification.verified_on.desc()",
     )
 
-    @property
-    def slug(self) -> str:
-        return slugify(self.name)
-
-    @property
-    def is_pharmacy(self) -> bool:
-        return self.kind == Kind.PHARMACY
-
     def region_codes(self, role: RegionRole) -> list[str]:
         return sorted(r.code for r in self.regions if r.role == role)
 
@@ -320,33 +359,12 @@ class Listing(db.Model):
         return [f for f in self.flags if f.type == flag_type]
 
     @property
-    def is_stale(self) -> bool:
-        return self.verified_on is None or date.today() - self.verified_on > STALE_AFTER
-
-    @property
     def reach_rank(self) -> int:
         """Order of the "also available" section: on a curated list first, then the most
         recently verified. Higher is better."""
         curated = any(f.type == FlagType.CURATED_LIST for f in self.flags)
         days = self.verified_on.toordinal() - RANK_EPOCH if self.verified_on else 0
         return (RANK_CURATED if curated else 0) + max(days, 0)
-
-    @property
-    def worst_filler_guidance(self) -> Guidance | None:
-        """None when the fillers are unknown, so the page can say so rather than imply 'fine'."""
-        if not self.fillers_known:
-            return None
-        order = [Guidance.FINE, Guidance.CAUTION, Guidance.ADVISED_AGAINST]
-        return max((f.guidance for f in self.fillers), key=order.index, default=Guidance.FINE)
-
-    @property
-    def address_line(self) -> str:
-        region = self.region.removeprefix("US-") if self.region else None
-        tail = " ".join(p for p in (region, self.postal_code) if p)
-        parts = [p for p in (self.street, self.city, tail) if p]
-        if self.country != "US":
-            parts.append(self.country)
-        return ", ".join(parts)
 
 
 class ListingRegion(db.Model):

@@ -97,20 +97,73 @@ LISTING = {
     },
 }
 
+# A search result: the listing's summary as its card shows it (directory/cards.py). Where it
+# ships and is licensed, price and dosing notes, NPI and email are on /api/v1/listings/{id}.
+_RESULT_FIELDS = [
+    "id",
+    "kind",
+    "name",
+    "url",
+    "address",
+    "street",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+    "lat",
+    "lon",
+    "geo_precision",
+    "phone",
+    "website",
+    "status",
+    "verified_on",
+    "needs_reconfirming",
+    "is_sample",
+    "flags",
+    "makes_ldn",
+    "sr_policy",
+    "fillers",
+    "dosage_forms",
+    "mail_order",
+    "credentials",
+    "specialty",
+    "practice",
+    "telehealth",
+    "telehealth_only",
+    "accepting_new_patients",
+    "conditions",
+]
 RESULT = {
-    "allOf": [
-        {"$ref": "#/components/schemas/Listing"},
-        {
-            "type": "object",
-            "required": ["distance"],
-            "properties": {
-                "distance": {
-                    "type": ["number", "null"],
-                    "description": "In the search's unit, one decimal; null in also_available.",
-                }
-            },
+    "type": "object",
+    "required": [
+        "id",
+        "kind",
+        "name",
+        "url",
+        "distance",
+        "address",
+        "lat",
+        "lon",
+        "flags",
+        "status",
+        "verified_on",
+        "needs_reconfirming",
+        "country",
+        "phone",
+    ],
+    "properties": {
+        **{name: LISTING["properties"][name] for name in _RESULT_FIELDS},
+        "distance": {
+            "type": ["number", "null"],
+            "description": "In the search's unit, one decimal; null in also_available.",
         },
-    ]
+        "filler_guidance": {
+            "type": ["string", "null"],
+            "enum": ["fine", "caution", "advised_against", None],
+            "description": "Pharmacies: the strictest guidance among the fillers it uses; "
+            "null when the fillers are unknown.",
+        },
+    },
 }
 
 ERROR = {

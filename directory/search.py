@@ -7,15 +7,17 @@ a valid search is, what each filter means and what the messages say.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, exists, not_, or_, select
+from sqlalchemy import Float, and_, bindparam, exists, not_, or_, select, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
-from . import spatial
+from . import cards, spatial
+from .cards import Card
 from .extensions import db
 from .geocoding import GeocodeInputError, Geocoding, Place, parse_coordinates
 from .models import (
@@ -188,7 +190,7 @@ def parse(args: Mapping[str, str], vocab_codes: Mapping[str, set[str]] | None = 
     for name in CHOICE_FILTERS:
         raw = (args.get(name) or "").strip()
         choices[name] = raw or None
-        known = (vocab_codes or {}).get(name)
+        known = (vocab_codes or {}).get(name) if raw else None
         if raw and known is not None and raw not in known:
             errors[name] = f"Unknown {name.replace('_', ' ')}: choose one from the list."
             choices[name] = None
@@ -212,13 +214,30 @@ def parse(args: Mapping[str, str], vocab_codes: Mapping[str, set[str]] | None = 
     return params
 
 
-def vocab_codes() -> dict[str, set[str]]:
-    from .models import Condition, DosageForm
+class VocabCodes(Mapping[str, set[str]]):
+    """The known codes for `dosage_form` and `condition`, read from the database only when a
+    search names one (most don't), once per search."""
 
-    return {
-        "dosage_form": set(db.session.scalars(select(DosageForm.code))),
-        "condition": set(db.session.scalars(select(Condition.code))),
-    }
+    def __init__(self) -> None:
+        self._loaded: dict[str, set[str]] = {}
+
+    def __getitem__(self, name: str) -> set[str]:
+        if name not in self._loaded:
+            from .models import Condition, DosageForm
+
+            model = {"dosage_form": DosageForm, "condition": Condition}[name]
+            self._loaded[name] = set(db.session.scalars(select(model.code)))
+        return self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(CHOICE_FILTERS)
+
+    def __len__(self) -> int:
+        return len(CHOICE_FILTERS)
+
+
+def vocab_codes() -> VocabCodes:
+    return VocabCodes()
 
 
 # --- filters ----------------------------------------------------------------------------------
@@ -229,12 +248,38 @@ def _only_for(kind: Kind, condition: ColumnElement[bool]) -> ColumnElement[bool]
     return or_(Listing.kind != kind, condition)
 
 
-def conditions(params: Params, *, today: date | None = None) -> list[ColumnElement[bool]]:
-    today = today or date.today()
+def conditions(
+    params: Params, *, today: date | None = None, distance_list: bool = False
+) -> spatial.Criteria:
+    """The listings a search may show, as clauses on `listings` with a key naming them (so
+    the statements built from them are built once; see spatial.Criteria). With
+    `distance_list`, also leave out telehealth-only prescribers: they have no office to travel
+    to, so they never appear on the list sorted by distance."""
+    since = (today or date.today()) - STALE_AFTER if "verified" in params.filters else None
+    return _criteria(
+        params.kind,
+        tuple(sorted(params.filters)),
+        params.dosage_form,
+        params.condition,
+        since,
+        distance_list,
+    )
+
+
+@lru_cache(maxsize=256)
+def _criteria(
+    kind: str,
+    f: tuple[str, ...],
+    dosage_form: str | None,
+    condition: str | None,
+    since: date | None,
+    distance_list: bool,
+) -> spatial.Criteria:
     out: list[ColumnElement[bool]] = [Listing.status != Status.CLOSED]
-    if params.kind != "both":
-        out.append(Listing.kind == Kind(params.kind))
-    f = params.filters
+    if kind != "both":
+        out.append(Listing.kind == Kind(kind))
+    if distance_list:
+        out.append(Listing.telehealth_only.is_(False))
     if "reliable" in f:
         out.append(
             exists().where(
@@ -242,8 +287,8 @@ def conditions(params: Params, *, today: date | None = None) -> list[ColumnEleme
                 ReliabilityFlag.type == FlagType.CURATED_LIST,
             )
         )
-    if "verified" in f:
-        out.append(Listing.verified_on >= today - STALE_AFTER)
+    if since is not None:
+        out.append(Listing.verified_on >= since)
     if "ir_only" in f:
         out.append(_only_for(Kind.PHARMACY, Listing.sr_policy == SRPolicy.IR_ONLY))
     if "safe_fillers" in f:
@@ -257,27 +302,28 @@ def conditions(params: Params, *, today: date | None = None) -> list[ColumnEleme
         out.append(_only_for(Kind.PRESCRIBER, Listing.telehealth))
     if "accepting" in f:
         out.append(_only_for(Kind.PRESCRIBER, Listing.accepting_new_patients.is_(True)))
-    if params.dosage_form:
+    if dosage_form:
         out.append(
             _only_for(
                 Kind.PHARMACY,
                 exists().where(
                     listing_dosage_forms.c.listing_id == Listing.id,
-                    listing_dosage_forms.c.dosage_form_code == params.dosage_form,
+                    listing_dosage_forms.c.dosage_form_code == dosage_form,
                 ),
             )
         )
-    if params.condition:
+    if condition:
         out.append(
             _only_for(
                 Kind.PRESCRIBER,
                 exists().where(
                     listing_conditions.c.listing_id == Listing.id,
-                    listing_conditions.c.condition_code == params.condition,
+                    listing_conditions.c.condition_code == condition,
                 ),
             )
         )
-    return out
+    key = (kind, f, dosage_form, condition, since, distance_list)
+    return spatial.Criteria(out, key=key)
 
 
 # --- running a search -------------------------------------------------------------------------
@@ -285,7 +331,7 @@ def conditions(params: Params, *, today: date | None = None) -> list[ColumnEleme
 
 @dataclass
 class Hit:
-    listing: Listing
+    listing: Card
     distance: float  # in the search's unit
 
 
@@ -296,7 +342,7 @@ class Result:
     hits: list[Hit]
     total: int
     total_capped: bool
-    also_available: list[Listing] = field(default_factory=list)
+    also_available: list[Card] = field(default_factory=list)
     other_places: list[Place] = field(default_factory=list)
 
     @property
@@ -342,76 +388,93 @@ def _only_the_region_matched(query: str, best: Place) -> bool:
 
 def run(params: Params, geocoding: Geocoding, *, today: date | None = None) -> Result:
     origin, others = locate(params, geocoding)
-    conds = conditions(params, today=today)
-    # Telehealth-only prescribers have no office to travel to: never on the distance list.
-    distance_conds = [*conds, Listing.telehealth_only.is_(False)]
     found = spatial.nearest(
         origin.lat,
         origin.lon,
         params.radius_km,
-        distance_conds,
+        conditions(params, today=today, distance_list=True),
         limit=PAGE_SIZE,
         offset=(params.page - 1) * PAGE_SIZE,
     )
-    by_id = _load([i for i, _ in found.hits])
+    reach = []
+    if params.page == 1:
+        reach = _also_available_ids(origin, params, conditions(params, today=today))
+    # One load for both lists.
+    by_id = cards.load([i for i, _ in found.hits] + reach)
     per_unit = UNITS[params.unit]
-    hits = [Hit(by_id[i], km / per_unit) for i, km in found.hits if i in by_id]
     return Result(
         params=params,
         origin=origin,
-        hits=hits,
+        hits=[Hit(by_id[i], km / per_unit) for i, km in found.hits if i in by_id],
         total=found.total,
         total_capped=found.total_capped,
-        also_available=also_available(origin, params, conds) if params.page == 1 else [],
+        also_available=[by_id[i] for i in reach if i in by_id],
         other_places=others,
     )
 
 
-def _load(ids: list[int]) -> dict[int, Listing]:
-    if not ids:
-        return {}
-    return {
-        listing.id: listing
-        for listing in db.session.scalars(select(Listing).where(Listing.id.in_(ids)))
-    }
-
-
-def also_available(
-    origin: Place, params: Params, conds: list[ColumnElement[bool]]
-) -> list[Listing]:
+def also_available(origin: Place, params: Params, *, today: date | None = None) -> list[Card]:
     """Mail-order pharmacies that ship to the searcher's state or country, and telehealth
-    prescribers licensed there, that are not already on the distance list: on a curated list
-    first, then the most recently verified (Listing.reach_rank)."""
-    codes = [c for c in (origin.region, origin.country) if c]
-    if not codes:
-        return []
-    reach: list[tuple[RegionRole, ColumnElement[bool]]] = []
-    if params.kind in ("both", "pharmacy"):
-        reach.append((RegionRole.SHIPS_TO, and_(Listing.kind == Kind.PHARMACY, Listing.mail_order)))
-    if params.kind in ("both", "prescriber"):
-        reach.append(
+    prescribers licensed there, that are not on the distance list: on a curated list first,
+    then the most recently verified (Listing.reach_rank)."""
+    ids = _also_available_ids(origin, params, conditions(params, today=today))
+    by_id = cards.load(ids)
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def _reach_streams(kind: str) -> tuple[tuple[RegionRole, ColumnElement[bool]], ...]:
+    streams: list[tuple[RegionRole, ColumnElement[bool]]] = []
+    if kind in ("both", "pharmacy"):
+        streams.append(
+            (RegionRole.SHIPS_TO, and_(Listing.kind == Kind.PHARMACY, Listing.mail_order))
+        )
+    if kind in ("both", "prescriber"):
+        streams.append(
             (RegionRole.LICENSED_IN, and_(Listing.kind == Kind.PRESCRIBER, Listing.telehealth))
         )
+    return tuple(streams)
+
+
+@lru_cache(maxsize=256)
+def _also_available_statement(criteria: spatial.Criteria, kind: str, n_codes: int) -> Any:
+    origin_lat, origin_lon = (
+        bindparam("origin_lat", type_=Float),
+        bindparam("origin_lon", type_=Float),
+    )
     beyond_radius = or_(
         Listing.lat.is_(None),
         Listing.telehealth_only,
-        spatial.sql_distance_km(origin.lat, origin.lon) > params.radius_km,
+        spatial.sql_distance_km(origin_lat, origin_lon) > bindparam("radius_km", type_=Float),
     )
-    # One walk of the (role, code, rank) index per stream, best first, stopping at a page's
-    # worth: the cost no longer grows with how many listings reach the state.
+    # One walk of the (role, code, rank) index per stream and code, best first, each stopping
+    # at a page's worth, all in one round trip: the cost does not grow with how many listings
+    # reach the state.
+    walks = [
+        select(ListingRegion.listing_id, ListingRegion.rank)
+        .join(Listing, Listing.id == ListingRegion.listing_id)
+        .where(ListingRegion.role == role, ListingRegion.code == bindparam(f"code_{n}"))
+        .where(condition, beyond_radius, *criteria.clauses)
+        .order_by(ListingRegion.rank.desc(), ListingRegion.listing_id)
+        .limit(ALSO_AVAILABLE_LIMIT)
+        .subquery()
+        for role, condition in _reach_streams(kind)
+        for n in range(n_codes)
+    ]
+    return union_all(*(select(walk.c.listing_id, walk.c.rank) for walk in walks))
+
+
+def _also_available_ids(origin: Place, params: Params, criteria: spatial.Criteria) -> list[int]:
+    codes = [c for c in (origin.region, origin.country) if c]
+    if not codes:
+        return []
+    stmt = _also_available_statement(criteria, params.kind, len(codes))
+    values: dict[str, Any] = {
+        "origin_lat": origin.lat,
+        "origin_lon": origin.lon,
+        "radius_km": params.radius_km,
+    }
+    values.update({f"code_{n}": code for n, code in enumerate(codes)})
     ranked: dict[int, tuple[int, int]] = {}
-    for role, condition in reach:
-        for code in codes:
-            rows = db.session.execute(
-                select(ListingRegion.listing_id, ListingRegion.rank)
-                .join(Listing, Listing.id == ListingRegion.listing_id)
-                .where(ListingRegion.role == role, ListingRegion.code == code)
-                .where(condition, beyond_radius, *conds)
-                .order_by(ListingRegion.rank.desc(), ListingRegion.listing_id)
-                .limit(ALSO_AVAILABLE_LIMIT)
-            )
-            for listing_id, rank in rows:
-                ranked[listing_id] = (-rank, listing_id)
-    best = sorted(ranked, key=ranked.__getitem__)[:ALSO_AVAILABLE_LIMIT]
-    by_id = _load(best)
-    return [by_id[i] for i in best if i in by_id]
+    for listing_id, rank in db.session.execute(stmt, values):
+        ranked[listing_id] = (-rank, listing_id)
+    return sorted(ranked, key=ranked.__getitem__)[:ALSO_AVAILABLE_LIMIT]

@@ -13,11 +13,26 @@ per candidate costs ten times as much.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 from geopy.distance import EARTH_RADIUS
-from sqlalchemy import Column, Float, Integer, MetaData, Table, and_, func, or_, select
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from .extensions import db
@@ -57,23 +72,23 @@ SQLITE_RTREE_DDL = [
 KM_PER_MILE = 1.609344
 # Small enough that in the densest metro the first box holds a page (about 80 listings per
 # km box at 1M synthetic listings); sparse places widen fast by the density estimate below.
-FIRST_BOX_KM = 1.0
+FIRST_BOX_KM = 1.5
 # Counting every match in a dense metro costs more than patients gain from it: results show
 # "100+" and five pages of the nearest; filters narrow the rest.
 TOTAL_CAP = 100
 
 
 def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """geopy's great_circle formula, inline."""
+    """Great-circle distance on geopy's earth radius (the haversine form: the same number as
+    geopy's great_circle to within 1e-9, and cheaper). `nearest` inlines this arithmetic."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
-    dlon = math.radians(lon2 - lon1)
-    sin_p1, cos_p1, sin_p2, cos_p2 = math.sin(p1), math.cos(p1), math.sin(p2), math.cos(p2)
-    cos_dl, sin_dl = math.cos(dlon), math.sin(dlon)
-    d = math.atan2(
-        math.sqrt((cos_p2 * sin_dl) ** 2 + (cos_p1 * sin_p2 - sin_p1 * cos_p2 * cos_dl) ** 2),
-        sin_p1 * sin_p2 + cos_p1 * cos_p2 * cos_dl,
-    )
-    return EARTH_RADIUS * d
+    s_dlat = math.sin((p2 - p1) / 2)
+    s_dlon = math.sin(math.radians(lon2 - lon1) / 2)
+    a = s_dlat * s_dlat + math.cos(p1) * math.cos(p2) * s_dlon * s_dlon
+    return DIAMETER * math.asin(math.sqrt(min(1.0, a)))
+
+
+DIAMETER = 2 * EARTH_RADIUS
 
 
 @dataclass(frozen=True)
@@ -101,69 +116,104 @@ def box_around(lat: float, lon: float, km: float) -> Box:
     return Box(south, north, west, east)
 
 
-def _box_condition(box: Box, lat_lo, lat_hi, lon_lo, lon_hi) -> ColumnElement[bool]:  # type: ignore[no-untyped-def]
-    lat_ok = and_(lat_hi >= box.south, lat_lo <= box.north)
-    if box.west <= box.east:
-        return and_(lat_ok, lon_hi >= box.west, lon_lo <= box.east)
-    return and_(lat_ok, or_(lon_hi >= box.west, lon_lo <= box.east))
+class Criteria:
+    """Conditions on `listings` for the spatial queries, with a key that names them.
+
+    Building and compiling a SQLAlchemy statement costs more than running it on an indexed
+    table, so the statements are built once per key and box shape and reused with new bound
+    values. Two Criteria with the same key must hold the same clauses; `directory.search`
+    builds them from the search parameters. A plain list of clauses (tests, one-off callers)
+    gets no key and a fresh statement each time.
+    """
+
+    __slots__ = ("key", "clauses")
+
+    def __init__(self, clauses: Sequence[ColumnElement[bool]], key: Hashable = None) -> None:
+        self.key = key
+        self.clauses = tuple(clauses)
+
+    def __hash__(self) -> int:
+        return hash(self.key) if self.key is not None else id(self)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Criteria):
+            return NotImplemented
+        if self.key is None or other.key is None:
+            return self is other
+        return self.key == other.key
+
+    def __repr__(self) -> str:
+        return f"Criteria(key={self.key!r}, clauses={len(self.clauses)})"
+
+
+def as_criteria(conditions: Criteria | Sequence[ColumnElement[bool]]) -> Criteria:
+    return conditions if isinstance(conditions, Criteria) else Criteria(conditions)
+
+
+# The box's edges are bound values, so one statement serves every search with the same criteria.
+SOUTH, NORTH, WEST, EAST = (bindparam(n, type_=Float) for n in ("south", "north", "west", "east"))
+
+
+def _box_condition(wraps: bool, lat_lo, lat_hi, lon_lo, lon_hi) -> ColumnElement[bool]:  # type: ignore[no-untyped-def]
+    lat_ok = and_(lat_hi >= SOUTH, lat_lo <= NORTH)
+    if not wraps:
+        return and_(lat_ok, lon_hi >= WEST, lon_lo <= EAST)
+    return and_(lat_ok, or_(lon_hi >= WEST, lon_lo <= EAST))
+
+
+def _box_values(box: Box) -> dict[str, float]:
+    return {"south": box.south, "north": box.north, "west": box.west, "east": box.east}
 
 
 def _use_rtree() -> bool:
     return db.engine.dialect.name == "sqlite"
 
 
-def _candidates(box: Box, conditions: Sequence[ColumnElement[bool]]):  # type: ignore[no-untyped-def]
+def within_box(wraps: bool) -> tuple[Any, ColumnElement[bool]]:
+    """(FROM clause, WHERE clause) for listings whose point is inside the bound box."""
     if _use_rtree():
         r = listing_rtree.c
-        stmt = (
-            select(Listing.id, Listing.lat, Listing.lon)
-            .select_from(listing_rtree.join(Listing.__table__, Listing.id == r.id))
-            .where(_box_condition(box, r.min_lat, r.max_lat, r.min_lon, r.max_lon), *conditions)
+        return (
+            listing_rtree.join(Listing.__table__, Listing.id == r.id),
+            _box_condition(wraps, r.min_lat, r.max_lat, r.min_lon, r.max_lon),
         )
-    else:
-        stmt = select(Listing.id, Listing.lat, Listing.lon).where(
-            Listing.lat.is_not(None),
-            _box_condition(box, Listing.lat, Listing.lat, Listing.lon, Listing.lon),
-            *conditions,
-        )
-    return db.session.execute(stmt).all()
-
-
-def sql_distance_km(lat: float, lon: float) -> ColumnElement[float]:
-    # Haversine, for counting in the database. Both SQLite (math functions) and PostgreSQL
-    # have these; it agrees with distance_km to well under a metre at these ranges.
-    p1 = math.radians(lat)
-    dlat = (func.radians(Listing.lat) - p1) / 2
-    dlon = (func.radians(Listing.lon) - math.radians(lon)) / 2
-    a = func.sin(dlat) * func.sin(dlat) + math.cos(p1) * func.cos(
-        func.radians(Listing.lat)
-    ) * func.sin(dlon) * func.sin(dlon)
-    return (
-        2
-        * EARTH_RADIUS
-        * func.asin(func.sqrt(func.min(1.0, a) if _use_rtree() else func.least(1.0, a)))
+    return Listing.__table__, and_(
+        Listing.lat.is_not(None),
+        _box_condition(wraps, Listing.lat, Listing.lat, Listing.lon, Listing.lon),
     )
 
 
-def count_within(
-    lat: float, lon: float, radius_km: float, conditions: Sequence[ColumnElement[bool]], cap: int
-) -> int:
-    box = box_around(lat, lon, radius_km)
-    if _use_rtree():
-        r = listing_rtree.c
-        inner = (
-            select(Listing.id)
-            .select_from(listing_rtree.join(Listing.__table__, Listing.id == r.id))
-            .where(_box_condition(box, r.min_lat, r.max_lat, r.min_lon, r.max_lon), *conditions)
-        )
+@lru_cache(maxsize=512)
+def _candidates_statement(dialect: str, wraps: bool, criteria: Criteria) -> Select[Any]:
+    from_, in_box = within_box(wraps)
+    return (
+        select(Listing.id, Listing.lat, Listing.lon)
+        .select_from(from_)
+        .where(in_box, *criteria.clauses)
+    )
+
+
+def _candidates(box: Box, criteria: Criteria) -> Sequence[Any]:
+    wraps = box.west > box.east
+    if criteria.key is None:
+        stmt = _candidates_statement.__wrapped__(db.engine.dialect.name, wraps, criteria)
     else:
-        inner = select(Listing.id).where(
-            Listing.lat.is_not(None),
-            _box_condition(box, Listing.lat, Listing.lat, Listing.lon, Listing.lon),
-            *conditions,
-        )
-    inner = inner.where(sql_distance_km(lat, lon) <= radius_km).limit(cap)
-    return db.session.scalar(select(func.count()).select_from(inner.subquery())) or 0
+        stmt = _candidates_statement(db.engine.dialect.name, wraps, criteria)
+    return db.session.execute(stmt, _box_values(box)).all()
+
+
+def sql_distance_km(lat: Any, lon: Any) -> ColumnElement[float]:
+    """Haversine from (lat, lon) to each listing, in the database (SQLite's math functions and
+    PostgreSQL both have these); it agrees with distance_km to well under a metre at these
+    ranges. `lat` and `lon` may be numbers or bound parameters."""
+    p1 = func.radians(lat)
+    dlat = (func.radians(Listing.lat) - p1) / 2
+    dlon = (func.radians(Listing.lon) - func.radians(lon)) / 2
+    a = func.sin(dlat) * func.sin(dlat) + func.cos(p1) * func.cos(
+        func.radians(Listing.lat)
+    ) * func.sin(dlon) * func.sin(dlon)
+    # min(1, a): rounding can push `a` a hair above 1 for antipodes, and asin(>1) is an error.
+    return 2 * EARTH_RADIUS * func.asin(func.sqrt(case((a > 1.0, 1.0), else_=a)))
 
 
 @dataclass(frozen=True)
@@ -177,34 +227,45 @@ def nearest(
     lat: float,
     lon: float,
     radius_km: float,
-    conditions: Sequence[ColumnElement[bool]] = (),
+    conditions: Criteria | Sequence[ColumnElement[bool]] = (),
     *,
     limit: int = 20,
     offset: int = 0,
     cap: int = TOTAL_CAP,
 ) -> Nearest:
-    """Listings within radius_km of (lat, lon) that meet `conditions`, nearest first."""
-    needed = offset + limit
+    """Listings within radius_km of (lat, lon) that meet `conditions`, nearest first, and how
+    many there are, counted up to `cap` (more shows as "cap+")."""
+    criteria = as_criteria(conditions)
+    # Enough for the page and for the count: once the box holds cap + 1 matches, the total is
+    # known to be over the cap without counting the rest of the radius.
+    needed = max(offset + limit, cap + 1)
     reach = min(radius_km, FIRST_BOX_KM)
+    radians, sin, cos, asin, sqrt = math.radians, math.sin, math.cos, math.asin, math.sqrt
+    p1 = radians(lat)
+    cos_p1 = cos(p1)
     while True:
-        rows = _candidates(box_around(lat, lon, reach), conditions)
+        rows = _candidates(box_around(lat, lon, reach), criteria)
         # Everything within `reach` is inside the box, so this list is complete up to `reach`.
+        # distance_km's arithmetic, step for step (so the numbers are identical), with the
+        # origin's terms taken out of the loop: this loop runs for every candidate.
         within = []
         for listing_id, plat, plon in rows:
-            d = distance_km(lat, lon, plat, plon)
+            p2 = radians(plat)
+            s_dlat = sin((p2 - p1) / 2)
+            s_dlon = sin(radians(plon - lon) / 2)
+            a = s_dlat * s_dlat + cos_p1 * cos(p2) * s_dlon * s_dlon
+            d = DIAMETER * asin(sqrt(min(1.0, a)))
             if d <= reach:
                 within.append((d, listing_id))
         if len(within) >= needed or reach >= radius_km:
             break
-        # Grow by the area we still need (density estimate), at least doubling the radius.
+        # Grow by the area we still need (a density estimate, with a margin); when the box
+        # held too few points to estimate from, at least double the radius.
         growth = math.sqrt(needed / max(len(within), 1)) * 1.2
-        reach = min(radius_km, reach * max(2.0, growth))
+        reach = min(radius_km, reach * max(1.5 if len(within) >= 10 else 2.0, growth))
     within.sort()
     page = [(listing_id, d) for d, listing_id in within[offset : offset + limit]]
-    if reach >= radius_km:
-        total = len(within)
-    else:
-        total = count_within(lat, lon, radius_km, conditions, cap + 1)
+    total = len(within)
     return Nearest(hits=page, total=min(total, cap), total_capped=total > cap)
 
 
@@ -212,13 +273,14 @@ def full_scan_nearest(
     lat: float,
     lon: float,
     radius_km: float,
-    conditions: Sequence[ColumnElement[bool]] = (),
+    conditions: Criteria | Sequence[ColumnElement[bool]] = (),
     *,
     limit: int = 20,
 ) -> list[tuple[int, float]]:
     """The obvious query with no index: the benchmark's baseline and the tests' oracle."""
+    clauses = as_criteria(conditions).clauses
     rows = db.session.execute(
-        select(Listing.id, Listing.lat, Listing.lon).where(Listing.lat.is_not(None), *conditions)
+        select(Listing.id, Listing.lat, Listing.lon).where(Listing.lat.is_not(None), *clauses)
     ).all()
     hits = sorted((d, i) for i, a, b in rows if (d := distance_km(lat, lon, a, b)) <= radius_km)
     return [(i, d) for d, i in hits[:limit]]

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import pytest
 from geopy.distance import great_circle
-from sqlalchemy import delete, insert
+from sqlalchemy import Float, bindparam, delete, insert, select
 
 from directory import spatial
 from directory.extensions import db
@@ -188,10 +188,10 @@ def test_just_inside_is_found_and_just_outside_is_not(app) -> None:
 # --- the total cap ----------------------------------------------------------------------------
 
 
-def test_total_is_capped_when_counting_past_the_first_box(app) -> None:
+def test_total_is_capped_when_the_first_box_holds_more_than_the_cap(app) -> None:
     rng = random.Random(3)
-    # Cap + 5 listings within the first box: it already holds a page, so the total comes from
-    # the counting query over the whole 10 km radius.
+    # Cap + 5 listings within the first box: it already holds more than the cap, so the rest
+    # of the 10 km radius is never read.
     first = spatial.FIRST_BOX_KM
     insert_points(
         destination(40.0, -75.0, rng.uniform(0, first), rng.uniform(0, 360))
@@ -225,12 +225,23 @@ def test_exactly_the_cap_is_not_capped(app) -> None:
         assert (found.total, found.total_capped) == (cap, False)
 
 
-def test_counting_query_agrees_with_python_distances(app) -> None:
+def test_sql_distance_agrees_with_python_distances(app) -> None:
+    """The database's haversine (used by "also available" to start where the radius ends)
+    draws the same circles as the Python distance the list is sorted by."""
     rng = random.Random(9)
     insert_points(random_points(rng, 300))
+    origin = (bindparam("lat", type_=Float), bindparam("lon", type_=Float))
     for radius in (5, 25, 60, 250):
-        counted = spatial.count_within(47.6, -122.3, radius, [], cap=10**6)
-        assert counted == len(oracle(47.6, -122.3, radius))
+        inside = db.session.scalars(
+            select(Listing.id).where(spatial.sql_distance_km(*origin) <= radius),
+            {"lat": 47.6, "lon": -122.3},
+        ).all()
+        assert sorted(inside) == sorted(i for i, _ in oracle(47.6, -122.3, radius))
+    rows = db.session.execute(
+        select(Listing.lat, Listing.lon, spatial.sql_distance_km(47.6, -122.3))
+    ).all()
+    for lat, lon, km in rows:
+        assert km == pytest.approx(spatial.distance_km(47.6, -122.3, lat, lon), abs=1e-6)
 
 
 # --- the edges of the map ---------------------------------------------------------------------

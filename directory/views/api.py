@@ -6,21 +6,14 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from .. import search
+from .. import cards, search
 from ..errors import json_error
 from ..geo import geocoder
-from ..listings import detail_url, public_dict
-from ..models import Listing, public_listing
+from ..listings import public_dict
+from ..models import public_listing
 from ..openapi import document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-
-
-def _summary(listing: Listing, distance: float | None) -> dict[str, Any]:
-    data = public_dict(listing, external=True)
-    data["distance"] = None if distance is None else round(distance, 1)
-    data["url"] = detail_url(listing, _external=True)
-    return data
 
 
 @bp.get("/search")
@@ -53,8 +46,8 @@ def search_listings():  # type: ignore[no-untyped-def]
         page=params.page,
         pages=result.pages,
         page_size=search.PAGE_SIZE,
-        results=[_summary(h.listing, h.distance) for h in result.hits],
-        also_available=[_summary(listing, None) for listing in result.also_available],
+        results=[cards.summary(h.listing, h.distance) for h in result.hits],
+        also_available=[cards.summary(card) for card in result.also_available],
         other_places=[
             {"label": p.label, "lat": p.lat, "lon": p.lon, "precision": p.precision}
             for p in result.other_places

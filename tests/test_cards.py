@@ -1,0 +1,144 @@
+"""Search-result cards (directory/cards.py) against the ORM listing they summarise."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from flask import url_for
+from sqlalchemy import event, select
+
+from directory import cards, search
+from directory.extensions import db
+from directory.listings import detail_url, public_dict
+from directory.models import Kind, Listing
+
+from . import builders
+
+
+def _all_listings() -> list[Listing]:
+    return list(db.session.scalars(select(Listing).order_by(Listing.id)))
+
+
+def test_cards_say_what_the_listing_says(seeded) -> None:
+    """Every sample listing, pharmacies and prescribers: the card's columns, flags and terms,
+    and the facts both derive (address, staleness, filler verdict, slug) are the listing's."""
+    listings = _all_listings()
+    assert len(listings) > 50
+    by_id = cards.load(listing.id for listing in listings)
+    assert set(by_id) == {listing.id for listing in listings}
+    for listing in listings:
+        card = by_id[listing.id]
+        for name in cards.COLUMN_NAMES:
+            assert getattr(card, name) == getattr(listing, name), (listing.name, name)
+        for fact in ("address_line", "is_stale", "worst_filler_guidance", "slug", "is_pharmacy"):
+            assert getattr(card, fact) == getattr(listing, fact), (listing.name, fact)
+        assert [(f.type, f.label, f.source, f.as_of, f.url) for f in card.flags] == [
+            (f.type, f.label, f.source, f.as_of, f.url) for f in listing.flags
+        ]
+        for vocab in ("fillers", "dosage_forms", "conditions"):
+            assert [(t.code, t.name) for t in getattr(card, vocab)] == [
+                (t.code, t.name) for t in getattr(listing, vocab)
+            ], (listing.name, vocab)
+        assert [t.guidance for t in card.fillers] == [f.guidance for f in listing.fillers]
+
+
+def test_summary_agrees_with_the_full_listing(seeded, app) -> None:
+    """The API's search result is a subset of /api/v1/listings/<id>, value for value."""
+    listings = _all_listings()
+    by_id = cards.load(listing.id for listing in listings)
+    kinds = set()
+    with app.test_request_context("/api/v1/search"):
+        for listing in listings:
+            full = public_dict(listing, external=True)
+            summary = cards.summary(by_id[listing.id], 1.25)
+            kinds.add(listing.kind)
+            assert summary["distance"] == 1.2  # one decimal, half to even
+            shared = set(summary) - {"distance", "filler_guidance"}
+            assert shared <= set(full)
+            for key in shared:
+                assert summary[key] == full[key], (listing.name, key)
+            if listing.kind == Kind.PHARMACY:
+                worst = listing.worst_filler_guidance
+                assert summary["filler_guidance"] == (worst.value if worst else None)
+            for private in ("email", "npi", "ships_to", "licensed_in", "price_notes"):
+                assert private not in summary
+    assert kinds == {Kind.PHARMACY, Kind.PRESCRIBER}
+
+
+def test_unknown_and_repeated_ids(app) -> None:
+    listing = builders.pharmacy()
+    assert cards.load([]) == {}
+    assert list(cards.load([listing.id, listing.id, 10**9])) == [listing.id]
+
+
+def test_a_closed_listings_card_still_loads_but_search_never_shows_it(app) -> None:
+    # Loading by id is not the place for visibility rules: search's conditions are.
+    shown = builders.pharmacy(name="Open Pharmacy")
+    hidden = builders.pharmacy(name="Closed Pharmacy", status="closed")
+    assert set(cards.load([shown.id, hidden.id])) == {shown.id, hidden.id}
+    params = search.Params(lat=33.5062, lon=-86.8003)
+    names = [h.listing.name for h in search.run(params, _geocoder(app)).hits]
+    assert names == ["Open Pharmacy"]
+
+
+def _geocoder(app):  # type: ignore[no-untyped-def]
+    from directory.geo import geocoder
+
+    return geocoder()
+
+
+@pytest.mark.parametrize("script_root", ["", "/ldn"])
+@pytest.mark.parametrize("external", [False, True])
+def test_detail_url_is_the_routes_url(app, script_root: str, external: bool) -> None:
+    """detail_url builds addresses without url_for per listing; it must give url_for's answer,
+    under a prefix too."""
+    made = [builders.pharmacy(name="Zürich Apotheke & Co."), builders.prescriber(name="Dr. O'Neil")]
+    environ = {"SCRIPT_NAME": script_root}
+    with app.test_request_context("/", base_url="https://ldn.example.org", environ_base=environ):
+        for listing in made:
+            endpoint = "public.pharmacy" if listing.is_pharmacy else "public.prescriber"
+            expected = url_for(
+                endpoint, listing_id=listing.id, slug=listing.slug, _external=external
+            )
+            assert detail_url(listing, _external=external) == expected
+            card = cards.load([listing.id])[listing.id]
+            assert detail_url(card, _external=external) == expected
+    assert made[0].slug == "zurich-apotheke-co"
+
+
+def test_search_reads_vocabularies_only_when_a_choice_filter_is_given(app) -> None:
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        search.parse({"near": "35233"}, search.vocab_codes())
+        assert statements == []
+        search.parse({"near": "35233", "dosage_form": "capsule"}, search.vocab_codes())
+        assert len(statements) == 1 and "dosage_forms" in statements[0]
+        with pytest.raises(search.SearchError) as caught:
+            search.parse({"near": "35233", "condition": "nope"}, search.vocab_codes())
+        assert "condition" in caught.value.errors
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+def test_criteria_are_shared_by_equal_searches() -> None:
+    """Statements are cached per criteria key: equal searches share one, different filters
+    or another day (for "verified") do not."""
+    a = search.conditions(search.Params(near="x", filters=frozenset({"reliable"})))
+    b = search.conditions(search.Params(near="y", radius=5, filters=frozenset({"reliable"})))
+    assert a is b
+    c = search.conditions(search.Params(near="x", filters=frozenset({"ir_only"})))
+    assert c != a
+    verified = search.Params(near="x", filters=frozenset({"verified"}))
+    day1 = search.conditions(verified, today=date(2026, 1, 1))
+    day2 = search.conditions(verified, today=date(2026, 1, 2))
+    assert day1 != day2
+    assert search.conditions(search.Params(near="x"), distance_list=True) != search.conditions(
+        search.Params(near="x")
+    )
