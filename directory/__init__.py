@@ -13,6 +13,7 @@ from sqlalchemy.exc import ArgumentError
 from werkzeug.routing import IntegerConverter
 
 from .config import ConfigError, from_environment
+from .json_provider import OrjsonProvider
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,6 +31,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         instance_relative_config=True,
         template_folder=str(ROOT / "templates"),
     )
+    app.json = OrjsonProvider(app)
     try:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         app.config.from_mapping(
