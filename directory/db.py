@@ -22,7 +22,6 @@ from .extensions import db
 _immediate: contextvars.ContextVar[bool] = contextvars.ContextVar("immediate", default=False)
 
 BUSY_TIMEOUT_MS = 10_000
-MMAP_SIZE = 1 << 30  # bytes of the file mapped; larger files read the rest as usual
 
 
 def configure_engine(engine: Engine) -> None:
@@ -39,10 +38,6 @@ def configure_engine(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; fsync at checkpoints
-        # Read pages straight from the OS page cache instead of copying each one in with a
-        # read() call: halves the cost of a search's random row reads. It maps address space,
-        # not memory; the pages are the kernel's cache, shared by every worker.
-        cursor.execute(f"PRAGMA mmap_size={MMAP_SIZE}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
