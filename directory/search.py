@@ -1,7 +1,9 @@
 """Search: from request-shaped parameters to ranked listings. No Flask request in here.
 
 The HTML page, the JSON API and the CLI all call `parse()` then `run()`, so they agree on what
-a valid search is, what each filter means and what the messages say.
+a valid search is, what each filter means and what the messages say. `run()` answers with
+cards (directory/cards.py), not ORM listings: a search costs a few indexed statements, each
+built once per set of conditions (spatial.Criteria) and run with new values.
 """
 
 from __future__ import annotations
@@ -396,10 +398,12 @@ def run(params: Params, geocoding: Geocoding, *, today: date | None = None) -> R
         limit=PAGE_SIZE,
         offset=(params.page - 1) * PAGE_SIZE,
     )
+    # "Also available": mail-order pharmacies that ship to the searcher's state or country,
+    # and telehealth prescribers licensed there, that are not on the distance list. Page 1 only.
     reach = []
     if params.page == 1:
         reach = _also_available_ids(origin, params, conditions(params, today=today))
-    # One load for both lists.
+    # One load of cards for both lists.
     by_id = cards.load([i for i, _ in found.hits] + reach)
     per_unit = UNITS[params.unit]
     return Result(
@@ -411,15 +415,6 @@ def run(params: Params, geocoding: Geocoding, *, today: date | None = None) -> R
         also_available=[by_id[i] for i in reach if i in by_id],
         other_places=others,
     )
-
-
-def also_available(origin: Place, params: Params, *, today: date | None = None) -> list[Card]:
-    """Mail-order pharmacies that ship to the searcher's state or country, and telehealth
-    prescribers licensed there, that are not on the distance list: on a curated list first,
-    then the most recently verified (Listing.reach_rank)."""
-    ids = _also_available_ids(origin, params, conditions(params, today=today))
-    by_id = cards.load(ids)
-    return [by_id[i] for i in ids if i in by_id]
 
 
 def _reach_streams(kind: str) -> tuple[tuple[RegionRole, ColumnElement[bool]], ...]:
@@ -464,6 +459,8 @@ def _also_available_statement(criteria: spatial.Criteria, kind: str, n_codes: in
 
 
 def _also_available_ids(origin: Place, params: Params, criteria: spatial.Criteria) -> list[int]:
+    """Up to a page of listing ids, on a curated list first, then the most recently verified
+    (Listing.reach_rank)."""
     codes = [c for c in (origin.region, origin.country) if c]
     if not codes:
         return []
