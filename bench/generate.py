@@ -33,7 +33,7 @@ from typing import Any
 from .metros import CONUS_EAST, CONUS_NORTH, CONUS_SOUTH, CONUS_WEST, METROS
 
 # Bump when the generated data changes in any way: databases from another version are rebuilt.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 SEED = 20261126
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -82,6 +82,7 @@ LISTING_COLUMNS = (
     "npi",
     "accepting_new_patients",
     "dosing_notes",
+    "on_curated_list",
 )
 INSERT_LISTING = (
     f"INSERT INTO listings ({', '.join(LISTING_COLUMNS)}) "
@@ -339,7 +340,7 @@ def generate(size: int, vocab: Vocab, seed: int = SEED) -> Iterator[dict[str, li
                 chunk["listing_regions"].extend(
                     (listing_id, "licensed_in", c, rank) for c in licensed
                 )
-        chunk["listings"].append(row)
+        chunk["listings"].append((*row, int(curated)))  # on_curated_list: the flag below
         if curated:
             flag_id += 1
             label, source = rng.choice(CURATED_SOURCES)

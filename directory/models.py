@@ -30,6 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
     event,
+    false,
     select,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
@@ -316,6 +317,11 @@ class Listing(ListingFacts, db.Model):
     accepting_new_patients: Mapped[bool | None] = mapped_column(Boolean)
     dosing_notes: Mapped[str | None] = mapped_column(String(1000))
 
+    # True while a curated_list flag is on the listing: the search's "reliable" filter reads
+    # this instead of probing reliability_flags for every candidate. Kept in step by the
+    # before_flush hook below, like ListingRegion.rank.
+    on_curated_list: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
     fillers: Mapped[list[Filler]] = relationship(
         secondary=listing_fillers, order_by=Filler.code, lazy="selectin"
     )
@@ -546,9 +552,10 @@ def vocabulary(model: type[Filler] | type[DosageForm] | type[Condition] | type[R
 
 
 @event.listens_for(Session, "before_flush")
-def _keep_reach_ranks(session: Session, _context: object, _instances: object) -> None:
-    """Copy each touched listing's reach_rank onto its region rows, whatever changed it (a
-    flag, a verification, new regions), so the ranked index never disagrees with the data."""
+def _keep_search_copies(session: Session, _context: object, _instances: object) -> None:
+    """Keep what search reads in step with what it is copied from, whatever changed it (a
+    flag, a verification, new regions): each touched listing's on_curated_list, and its
+    reach_rank on its region rows, so the ranked index never disagrees with the data."""
     touched: set[Listing] = set()
     for obj in list(session.new) + list(session.dirty) + list(session.deleted):
         if isinstance(obj, Listing):
@@ -560,6 +567,11 @@ def _keep_reach_ranks(session: Session, _context: object, _instances: object) ->
         for listing in touched:
             if listing in session.deleted:
                 continue
+            curated = any(
+                f.type == FlagType.CURATED_LIST and f not in session.deleted for f in listing.flags
+            )
+            if listing.on_curated_list is not curated:
+                listing.on_curated_list = curated
             rank = listing.reach_rank
             for region in listing.regions:
                 if region.rank != rank:

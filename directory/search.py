@@ -25,13 +25,11 @@ from .geocoding import GeocodeInputError, Geocoding, Place, parse_coordinates
 from .models import (
     STALE_AFTER,
     Filler,
-    FlagType,
     Guidance,
     Kind,
     Listing,
     ListingRegion,
     RegionRole,
-    ReliabilityFlag,
     SRPolicy,
     Status,
     listing_conditions,
@@ -283,12 +281,7 @@ def _criteria(
     if distance_list:
         out.append(Listing.telehealth_only.is_(False))
     if "reliable" in f:
-        out.append(
-            exists().where(
-                ReliabilityFlag.listing_id == Listing.id,
-                ReliabilityFlag.type == FlagType.CURATED_LIST,
-            )
-        )
+        out.append(Listing.on_curated_list.is_(True))
     if since is not None:
         out.append(Listing.verified_on >= since)
     if "ir_only" in f:

@@ -41,3 +41,55 @@ def test_migrations_apply_from_empty_and_match_the_models(tmp_path, template_dat
 
         reset_postgres(PG_URL)
         build_schema(PG_URL)
+
+
+def test_0004_backfills_on_curated_list_and_keeps_the_rtree_triggers(
+    tmp_path, template_database
+) -> None:
+    from sqlalchemy import text
+
+    app = make_app(_fresh_url(tmp_path))
+    with app.app_context():
+        upgrade(revision="0003")
+        with db.engine.begin() as conn:
+            for listing_id, name in ((1, "Listed"), (2, "Accredited only"), (3, "No flags")):
+                conn.execute(
+                    text(
+                        "INSERT INTO listings (id, kind, name, country, status, lat, lon, "
+                        "is_sample, fillers_known, mail_order, telehealth, telehealth_only, "
+                        "created_at, updated_at) VALUES (:id, 'pharmacy', :name, 'US', 'open', "
+                        "33.5, -86.8, false, false, false, false, false, "
+                        "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": listing_id, "name": name},
+                )
+            for listing_id, flag_type in (
+                (1, "curated_list"),
+                (1, "accreditation"),
+                (2, "accreditation"),
+            ):
+                conn.execute(
+                    text(
+                        "INSERT INTO reliability_flags (listing_id, type, label, source, as_of, "
+                        "created_at) VALUES (:id, :type, 'x', 'y', '2026-01-01', CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": listing_id, "type": flag_type},
+                )
+        upgrade()
+        with db.engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, on_curated_list FROM listings ORDER BY id"))
+            assert [(i, bool(v)) for i, v in rows] == [(1, True), (2, False), (3, False)]
+        downgrade(revision="0003")
+        if db.engine.dialect.name == "sqlite":
+            with db.engine.begin() as conn:
+                conn.execute(text("UPDATE listings SET lat = 40.0 WHERE id = 3"))
+                # The trigger that keeps the R*Tree in step survived the batch rebuild.
+                moved = conn.execute(text("SELECT min_lat FROM listing_rtree WHERE id = 3"))
+                assert moved.scalar() == 40.0
+        downgrade(revision="base")
+        db.engine.dispose()
+    if PG_URL:
+        from tests.conftest import build_schema
+
+        reset_postgres(PG_URL)
+        build_schema(PG_URL)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from bs4 import BeautifulSoup
 from geopy.distance import great_circle
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from directory import search, spatial
 from directory.extensions import db
@@ -748,3 +748,46 @@ def test_reach_ranks_stay_in_step_with_flags_and_verification(seeded) -> None:
     assert shipper.reach_rank > before and out_of_step() == []
     moderation.remove_flag(shipper.id, flag.id, mod, "Delisted")
     assert out_of_step() == []
+
+
+def test_on_curated_list_stays_in_step_with_the_flags(seeded) -> None:
+    """The "reliable" filter reads listings.on_curated_list: it must follow every way a
+    curated_list flag comes and goes, and agree with the flags for every listing."""
+    from directory import moderation
+    from directory.models import FlagType, ReliabilityFlag, User
+
+    def disagreeing() -> list[str]:
+        db.session.expire_all()
+        return [
+            listing.name
+            for listing in db.session.scalars(select(Listing))
+            if listing.on_curated_list
+            != any(f.type == FlagType.CURATED_LIST for f in listing.flags)
+        ]
+
+    assert disagreeing() == []
+    assert db.session.scalar(select(func.count()).where(Listing.on_curated_list)) > 0
+    mod = User(username="curated-mod", password_hash="x")
+    db.session.add(mod)
+    db.session.commit()
+    target = db.session.scalars(select(Listing).where(Listing.on_curated_list.is_(False))).first()
+    flag = moderation.add_flag(
+        target.id, mod, type="curated_list", label="Listed", source="Test", as_of=date(2026, 1, 1)
+    )
+    assert target.on_curated_list is True and disagreeing() == []
+    # An accreditation flag is not a curated list.
+    other = db.session.scalars(select(Listing).where(Listing.on_curated_list.is_(False))).first()
+    moderation.add_flag(
+        other.id, mod, type="accreditation", label="PCAB", source="Test", as_of=date(2026, 1, 1)
+    )
+    assert other.on_curated_list is False
+    moderation.remove_flag(target.id, flag.id, mod, "Delisted")
+    assert disagreeing() == []
+    assert db.session.get(Listing, target.id).on_curated_list is False
+    # Deleting the flag row itself, not through the listing's collection, counts too.
+    again = moderation.add_flag(
+        target.id, mod, type="curated_list", label="Listed", source="Test", as_of=date(2026, 1, 1)
+    )
+    db.session.delete(db.session.get(ReliabilityFlag, again.id))
+    db.session.commit()
+    assert disagreeing() == []
