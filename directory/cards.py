@@ -32,7 +32,9 @@ from .models import (
     Kind,
     Listing,
     ListingFacts,
+    ListingRegion,
     Precision,
+    RegionRole,
     ReliabilityFlag,
     SRPolicy,
     Status,
@@ -94,19 +96,13 @@ class Card(ListingFacts):
     fillers: list[Term] = field(default_factory=list)
     dosage_forms: list[Term] = field(default_factory=list)
     conditions: list[Term] = field(default_factory=list)
+    ships_to: list[str] = field(default_factory=list)  # pharmacies that mail: where to
+    licensed_in: list[str] = field(default_factory=list)  # telehealth prescribers: where
 
 
-COLUMN_NAMES = tuple(
-    name
-    for name in Card.__dataclass_fields__
-    if name
-    not in (
-        "flags",
-        "fillers",
-        "dosage_forms",
-        "conditions",
-    )
-)
+# Filled from the related tables, not read from `listings`.
+RELATED = ("flags", "fillers", "dosage_forms", "conditions", "ships_to", "licensed_in")
+COLUMN_NAMES = tuple(name for name in Card.__dataclass_fields__ if name not in RELATED)
 IDS = bindparam("ids", expanding=True)
 
 
@@ -126,8 +122,8 @@ def _statements() -> tuple[Select[Any], Select[Any], Any]:
         .where(ReliabilityFlag.listing_id.in_(IDS))
         .order_by(ReliabilityFlag.listing_id, ReliabilityFlag.id)
     )
-    # One round trip for the three vocabularies; the first SELECT's column types (an Enum for
-    # guidance) apply to the rows of all three.
+    # One round trip for the three vocabularies and the regions; the first SELECT's column
+    # types (a plain string for the second column, an Enum for guidance) apply to all rows.
     fillers = (
         select(
             listing_fillers.c.listing_id,
@@ -162,7 +158,14 @@ def _statements() -> tuple[Select[Any], Select[Any], Any]:
         .where(listing_conditions.c.listing_id.in_(IDS))
     )
     # By code, as the relationships on Listing order them.
-    terms = union_all(fillers, forms, conditions).order_by(literal_column("code"))
+    regions = select(
+        ListingRegion.listing_id,
+        ListingRegion.role,  # "ships_to" or "licensed_in"
+        ListingRegion.code,
+        ListingRegion.code,
+        null(),
+    ).where(ListingRegion.listing_id.in_(IDS))
+    terms = union_all(fillers, forms, conditions, regions).order_by(literal_column("code"))
     return listings, flags, terms
 
 
@@ -174,16 +177,24 @@ def load(ids: Iterable[int]) -> dict[int, Card]:
     listings, flags, terms = _statements()
     values = {"ids": wanted}
     cards = {row[0]: Card(*row) for row in db.session.execute(listings, values)}
+    # .get: three statements are three snapshots on SQLite; a listing deleted between them
+    # (and its id reused) must not break the page.
     for listing_id, *flag in db.session.execute(flags, values):
-        cards[listing_id].flags.append(Flag(*flag))
+        if (card := cards.get(listing_id)) is not None:
+            card.flags.append(Flag(*flag))
     for listing_id, vocab, code, name, guidance in db.session.execute(terms, values):
-        card = cards[listing_id]
+        if (card := cards.get(listing_id)) is None:
+            continue
         if vocab == "filler":
             card.fillers.append(Term(code, name, guidance))
         elif vocab == "dosage_form":
             card.dosage_forms.append(Term(code, name))
-        else:
+        elif vocab == "condition":
             card.conditions.append(Term(code, name))
+        elif vocab == RegionRole.SHIPS_TO:
+            card.ships_to.append(code)
+        else:
+            card.licensed_in.append(code)
     return cards
 
 
@@ -231,6 +242,7 @@ def summary(card: Card, distance: float | None = None) -> dict[str, Any]:
             filler_guidance=worst.value if worst else None,
             dosage_forms=[t.code for t in card.dosage_forms],
             mail_order=card.mail_order,
+            ships_to=card.ships_to,
         )
     else:
         data.update(
@@ -241,5 +253,6 @@ def summary(card: Card, distance: float | None = None) -> dict[str, Any]:
             telehealth_only=card.telehealth_only,
             accepting_new_patients=card.accepting_new_patients,
             conditions=[t.code for t in card.conditions],
+            licensed_in=card.licensed_in,
         )
     return data

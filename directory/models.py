@@ -368,7 +368,9 @@ class Listing(ListingFacts, db.Model):
     def reach_rank(self) -> int:
         """Order of the "also available" section: on a curated list first, then the most
         recently verified. Higher is better."""
-        curated = any(f.type == FlagType.CURATED_LIST for f in self.flags)
+        return self.rank_for(any(f.type == FlagType.CURATED_LIST for f in self.flags))
+
+    def rank_for(self, curated: bool) -> int:
         days = self.verified_on.toordinal() - RANK_EPOCH if self.verified_on else 0
         return (RANK_CURATED if curated else 0) + max(days, 0)
 
@@ -567,12 +569,14 @@ def _keep_search_copies(session: Session, _context: object, _instances: object) 
         for listing in touched:
             if listing in session.deleted:
                 continue
+            # A flag deleted directly (session.delete) is still in the collection until the
+            # flush: both copies must leave it out.
             curated = any(
                 f.type == FlagType.CURATED_LIST and f not in session.deleted for f in listing.flags
             )
             if listing.on_curated_list is not curated:
                 listing.on_curated_list = curated
-            rank = listing.reach_rank
+            rank = listing.rank_for(curated)
             for region in listing.regions:
                 if region.rank != rank:
                     region.rank = rank

@@ -97,8 +97,9 @@ LISTING = {
     },
 }
 
-# A search result: the listing's summary as its card shows it (directory/cards.py). Where it
-# ships and is licensed, price and dosing notes, NPI and email are on /api/v1/listings/{id}.
+# A search result: the listing's summary as its card shows it (directory/cards.py), with where
+# it ships or is licensed (why it is "also available"). Price and dosing notes, NPI and email
+# are on /api/v1/listings/{id}.
 _RESULT_FIELDS = [
     "id",
     "kind",
@@ -125,6 +126,7 @@ _RESULT_FIELDS = [
     "fillers",
     "dosage_forms",
     "mail_order",
+    "ships_to",
     "credentials",
     "specialty",
     "practice",
@@ -132,9 +134,12 @@ _RESULT_FIELDS = [
     "telehealth_only",
     "accepting_new_patients",
     "conditions",
+    "licensed_in",
 ]
 RESULT = {
     "type": "object",
+    # Closed, so a field added to the summary must be added here too (tests check responses).
+    "additionalProperties": False,
     "required": [
         "id",
         "kind",

@@ -61,9 +61,36 @@ def test_summary_agrees_with_the_full_listing(seeded, app) -> None:
             if listing.kind == Kind.PHARMACY:
                 worst = listing.worst_filler_guidance
                 assert summary["filler_guidance"] == (worst.value if worst else None)
-            for private in ("email", "npi", "ships_to", "licensed_in", "price_notes"):
-                assert private not in summary
+            for left_to_the_full_listing in ("email", "npi", "price_notes", "dosing_notes"):
+                assert left_to_the_full_listing not in summary
     assert kinds == {Kind.PHARMACY, Kind.PRESCRIBER}
+
+
+COMMON_KEYS = {
+    "id", "kind", "name", "url", "distance", "address", "street", "city", "region",
+    "postal_code", "country", "lat", "lon", "geo_precision", "phone", "website", "status",
+    "verified_on", "needs_reconfirming", "is_sample", "flags",
+}  # fmt: skip
+
+
+def test_summary_fields_are_exactly_these(app) -> None:
+    """API clients rely on these keys: adding or dropping one is a decision, not a side effect."""
+    shipper = builders.pharmacy(mail_order=True, ships_to=["US-GA", "US-AL"])
+    doctor = builders.prescriber(telehealth=True, licensed_in=["US-AL", "US-TN"])
+    loaded = cards.load([shipper.id, doctor.id])
+    with app.test_request_context("/api/v1/search"):
+        pharmacy = cards.summary(loaded[shipper.id], 3.04)
+        prescriber = cards.summary(loaded[doctor.id])
+    assert set(pharmacy) == COMMON_KEYS | {
+        "makes_ldn", "sr_policy", "fillers", "filler_guidance", "dosage_forms", "mail_order",
+        "ships_to",
+    }  # fmt: skip
+    assert set(prescriber) == COMMON_KEYS | {
+        "credentials", "specialty", "practice", "telehealth", "telehealth_only",
+        "accepting_new_patients", "conditions", "licensed_in",
+    }  # fmt: skip
+    assert pharmacy["ships_to"] == ["US-AL", "US-GA"] and pharmacy["distance"] == 3.0
+    assert prescriber["licensed_in"] == ["US-AL", "US-TN"] and prescriber["distance"] is None
 
 
 def test_unknown_and_repeated_ids(app) -> None:

@@ -544,6 +544,54 @@ def test_also_available_is_shown_on_the_page_without_distances(reach, client) ->
     assert "Alabama" in also.select_one("p").get_text()
 
 
+def test_also_available_is_the_best_twenty_across_states_and_the_country(app) -> None:
+    """Four ranked walks (ships to / licensed in, the state / the country), each cut at 20,
+    merged: the section must be the best 20 of everything eligible, curated first, then the
+    most recently verified, then by id."""
+    from directory import moderation
+    from directory.models import FlagType, ReliabilityFlag, User
+
+    rng = random.Random(31)
+    far = {"lat": 47.61039, "lon": -122.34923, "city": "Seattle", "region": "US-WA"}
+    mod = User(username="reach-mod", password_hash="x")
+    db.session.add(mod)
+    db.session.commit()
+    eligible = []
+    for n in range(36):
+        where = ["US-AL"] if n % 3 else ["US"]
+        if n % 4 == 0:
+            listing = builders.prescriber(
+                name=f"Tele {n}", telehealth=True, licensed_in=where, **far
+            )
+        else:
+            listing = builders.pharmacy(name=f"Mail {n}", mail_order=True, ships_to=where, **far)
+        if rng.random() < 0.3:
+            listing.flags.append(
+                ReliabilityFlag(
+                    type=FlagType.CURATED_LIST, label="L", source="S", as_of=date(2026, 1, 1)
+                )
+            )
+            db.session.commit()
+        if rng.random() < 0.8:
+            day = date(2026, 11, 1) - timedelta(days=rng.randrange(0, 40))
+            moderation.mark_verified(listing.id, mod, "phone", day)
+        eligible.append(listing)
+    builders.pharmacy(name="Ships elsewhere", mail_order=True, ships_to=["US-GA"], **far)
+    db.session.expire_all()
+    ranked = sorted(
+        (db.session.get(Listing, listing.id) for listing in eligible),
+        key=lambda listing: (-listing.reach_rank, listing.id),
+    )
+    expected = [listing.name for listing in ranked[: search.ALSO_AVAILABLE_LIMIT]]
+    assert also_names_in_order(run(near="35233", radius=10)) == expected
+    # Both streams and both codes are in the mix (the test would be weaker otherwise).
+    assert {name.split()[0] for name in expected} == {"Tele", "Mail"}
+
+
+def also_names_in_order(result: search.Result) -> list[str]:
+    return [listing.name for listing in result.also_available]
+
+
 def test_only_the_first_page_carries_also_available(reach) -> None:
     assert run(near="35233", page=2).also_available == []
 
@@ -770,7 +818,9 @@ def test_on_curated_list_stays_in_step_with_the_flags(seeded) -> None:
     mod = User(username="curated-mod", password_hash="x")
     db.session.add(mod)
     db.session.commit()
-    target = db.session.scalars(select(Listing).where(Listing.on_curated_list.is_(False))).first()
+    target = db.session.scalars(
+        select(Listing).where(Listing.on_curated_list.is_(False), Listing.regions.any())
+    ).first()
     flag = moderation.add_flag(
         target.id, mod, type="curated_list", label="Listed", source="Test", as_of=date(2026, 1, 1)
     )
@@ -791,3 +841,9 @@ def test_on_curated_list_stays_in_step_with_the_flags(seeded) -> None:
     db.session.delete(db.session.get(ReliabilityFlag, again.id))
     db.session.commit()
     assert disagreeing() == []
+    # ...and the ranked copy used by "also available" agrees with it.
+    db.session.expire_all()
+    target = db.session.get(Listing, target.id)
+    assert target.regions, "the test needs a listing that ships or is licensed somewhere"
+    assert {r.rank for r in target.regions} == {target.reach_rank}
+    assert target.reach_rank < 1_000_000

@@ -11,7 +11,7 @@ from sqlalchemy import Float, bindparam, delete, insert, select
 
 from directory import spatial
 from directory.extensions import db
-from directory.models import Kind, Listing
+from directory.models import Kind, Listing, Status
 
 
 def insert_points(points: Iterable[tuple[float, float]], **fields: object) -> list[int]:
@@ -169,8 +169,9 @@ def test_listings_without_coordinates_are_never_found(app) -> None:
 
 def test_just_inside_is_found_and_just_outside_is_not(app) -> None:
     center = (33.5062, -86.8003)
-    # Either side of the first box (4 km), a mile in km, and the largest radius (500 mi).
-    for radius_km in (0.5, 3.9, 4.1, 16.09344, 100, 804.672):
+    # Either side of the first box, a mile in km, and the largest radius (500 mi).
+    first = spatial.FIRST_BOX_KM
+    for radius_km in (0.5, first * 0.95, first * 1.05, 16.09344, 100, 804.672):
         inside, outside = [], []
         for bearing in range(0, 360, 45):
             inside.append(destination(*center, radius_km * 0.999, bearing))
@@ -212,6 +213,37 @@ def test_total_is_capped_when_the_box_covers_the_radius(app) -> None:
     found = spatial.nearest(40.0, -75.0, 3, limit=20, offset=cap - 20)
     assert found.total == cap and found.total_capped is True
     assert found.hits == oracle(40.0, -75.0, 3)[cap - 20 : cap]
+
+
+def test_total_is_capped_after_the_box_widened_past_non_matching_rows(app) -> None:
+    """Half the points fail the conditions, so the box must widen several times before it
+    holds cap + 1 matches; the total, the cap and every page still agree with the oracle."""
+    rng = random.Random(12)
+    points = [
+        destination(40.0, -75.0, 8 * rng.random() ** 0.5, rng.uniform(0, 360)) for _ in range(600)
+    ]
+    insert_points(points[:300], status=Status.OPEN)
+    insert_points(points[300:], status=Status.CLOSED)
+    conditions = [Listing.status != Status.CLOSED]
+    expected = oracle(40.0, -75.0, 25, conditions)
+    assert len(expected) == 300
+    boxes: list[int] = []
+    original = spatial._candidates
+
+    def counting(box, criteria):  # type: ignore[no-untyped-def]
+        boxes.append(1)
+        return original(box, criteria)
+
+    spatial._candidates = counting
+    try:
+        cap = spatial.TOTAL_CAP
+        for offset in (0, cap - 20):
+            found = spatial.nearest(40.0, -75.0, 25, conditions, limit=20, offset=offset)
+            assert (found.total, found.total_capped) == (cap, True)
+            assert found.hits == expected[offset : offset + 20]
+    finally:
+        spatial._candidates = original
+    assert len(boxes) >= 4  # it did widen, more than once per search
 
 
 def test_exactly_the_cap_is_not_capped(app) -> None:
