@@ -94,8 +94,15 @@ _COUNTRY_ALIASES = {
     "AT": ("Österreich",),
 }
 # Common nicknames that geonames only lists in upper case (and we drop upper-case
-# alternates because most of them are airport codes).
-_US_CITY_ALIASES = {"nyc": ("new york", "NY")}
+# alternates because most of them are airport codes). "LA" is also Louisiana's code: both are
+# offered, and a person typing just "LA" into a search box more often means the city.
+_US_CITY_ALIASES = {
+    "nyc": ("new york", "NY"),
+    "la": ("los angeles", "CA"),
+    "sf": ("san francisco", "CA"),
+    "vegas": ("las vegas", "NV"),
+    "nola": ("new orleans", "LA"),
+}
 
 
 IdBucket = int | list[int]

@@ -187,6 +187,29 @@ def test_alternate_name_finds_the_city(offline: OfflineGeocoder) -> None:
     assert offline.places("Bombay")[0].label == "Mumbai, IN"
 
 
+@pytest.mark.parametrize(
+    ("query", "label"),
+    [
+        ("NYC", "New York, NY, US"),
+        ("SF", "San Francisco, CA, US"),
+        ("Vegas", "Las Vegas, NV, US"),
+        ("NOLA", "New Orleans, LA, US"),
+        ("Philly", "Philadelphia, PA, US"),
+    ],
+)
+def test_city_nicknames(offline: OfflineGeocoder, query: str, label: str) -> None:
+    found = offline.places(query)
+    assert found[0].label == label and found[0].precision == "city"
+
+
+def test_la_is_los_angeles_first_and_louisiana_next(offline: OfflineGeocoder) -> None:
+    labels = [p.label for p in offline.places("LA")]
+    assert labels[:2] == ["Los Angeles, CA, US", "Louisiana, US"]
+    # As a state code after a city it is still Louisiana.
+    assert offline.places("Shreveport, LA")[0].label == "Shreveport, LA, US"
+    assert offline.places("Los Angeles")[0].label == "Los Angeles, CA, US"
+
+
 # ---------------------------------------------------------------------------------------
 # Coordinates
 # ---------------------------------------------------------------------------------------
