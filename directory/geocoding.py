@@ -547,6 +547,18 @@ class _Entry:
         return self.label
 
 
+SAME_SPOT_KM = 5.0
+
+
+def _same_spot(a: _Entry, b: _Entry) -> bool:
+    return (
+        a.kind == b.kind
+        and a.country == b.country
+        and a.admin1 == b.admin1
+        and _haversine_km(a.lat, a.lon, b.lat, b.lon) < SAME_SPOT_KM
+    )
+
+
 def _city_label(name: str, country: str, admin1: str) -> str:
     if country == "US":
         return f"{name}, {admin1}, US" if admin1 else f"{name}, US"
@@ -1116,7 +1128,14 @@ class OfflineGeocoder(Geocoder):
         )
 
     def _to_places(self, found: list[_Entry], limit: int) -> list[Place]:
-        entries = found[:limit]
+        entries: list[_Entry] = []
+        for entry in found:
+            # Two names for one spot ("New York" and USPS's "Nyc") are one place to a person
+            # choosing where they are: keep the better-ranked one.
+            if not any(_same_spot(entry, kept) for kept in entries):
+                entries.append(entry)
+            if len(entries) == limit:
+                break
         counts: dict[str, int] = {}
         for entry in entries:
             counts[entry.label] = counts.get(entry.label, 0) + 1

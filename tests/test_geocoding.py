@@ -202,6 +202,13 @@ def test_city_nicknames(offline: OfflineGeocoder, query: str, label: str) -> Non
     assert found[0].label == label and found[0].precision == "city"
 
 
+def test_one_spot_with_two_names_is_offered_once(offline: OfflineGeocoder) -> None:
+    # USPS also calls New York City "NYC": not a second place to choose from.
+    assert [p.label for p in offline.places("NYC")] == ["New York, NY, US"]
+    # Different places with one name are all still offered.
+    assert len(offline.places("Springfield", limit=6)) == 6
+
+
 def test_la_is_los_angeles_first_and_louisiana_next(offline: OfflineGeocoder) -> None:
     labels = [p.label for p in offline.places("LA")]
     assert labels[:2] == ["Los Angeles, CA, US", "Louisiana, US"]
