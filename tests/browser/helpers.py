@@ -125,13 +125,20 @@ def switch_scheme(page: Any, scheme: str) -> None:
     """Emulate a colour scheme and wait until the page has restyled (it does so a moment
     after the emulation call returns)."""
     page.emulate_media(color_scheme=scheme)
+    # Both a background and a text colour must have switched (one run saw the footer's dark
+    # background with its light-scheme text), then two frames so the page has painted.
     page.wait_for_function(
         """(dark) => {
-          const [r, g, b] = getComputedStyle(document.body).backgroundColor
-            .match(/\\d+/g).map(Number);
-          return (r + g + b < 150) === dark;
+          const sum = (el, prop) => getComputedStyle(el)[prop].match(/\\d+/g)
+            .slice(0, 3).map(Number).reduce((a, b) => a + b, 0);
+          const footer = document.querySelector(".site-footer") || document.body;
+          return (sum(document.body, "backgroundColor") < 150) === dark
+            && (sum(footer, "color") > 383) === dark;
         }""",
         arg=scheme == "dark",
+    )
+    page.evaluate(
+        "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
     )
 
 
