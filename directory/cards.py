@@ -106,6 +106,22 @@ COLUMN_NAMES = tuple(name for name in Card.__dataclass_fields__ if name not in R
 IDS = bindparam("ids", expanding=True)
 
 
+def _terms(vocab: str, link_code: Any, model: Any, guidance: Any = None) -> Select[Any]:
+    """(listing id, vocabulary, code, name, guidance) for one link table of the listings."""
+    link = link_code.table
+    return (
+        select(
+            link.c.listing_id,
+            literal(vocab),
+            model.code,
+            model.name,
+            null() if guidance is None else guidance,
+        )
+        .join(model, model.code == link_code)
+        .where(link.c.listing_id.in_(IDS))
+    )
+
+
 @cache
 def _statements() -> tuple[Select[Any], Select[Any], Any]:
     columns = [getattr(Listing, name) for name in COLUMN_NAMES]
@@ -124,40 +140,9 @@ def _statements() -> tuple[Select[Any], Select[Any], Any]:
     )
     # One round trip for the three vocabularies and the regions; the first SELECT's column
     # types (a plain string for the second column, an Enum for guidance) apply to all rows.
-    fillers = (
-        select(
-            listing_fillers.c.listing_id,
-            literal("filler").label("vocab"),
-            Filler.code,
-            Filler.name,
-            Filler.guidance,
-        )
-        .join(Filler, Filler.code == listing_fillers.c.filler_code)
-        .where(listing_fillers.c.listing_id.in_(IDS))
-    )
-    forms = (
-        select(
-            listing_dosage_forms.c.listing_id,
-            literal("dosage_form"),
-            DosageForm.code,
-            DosageForm.name,
-            null(),
-        )
-        .join(DosageForm, DosageForm.code == listing_dosage_forms.c.dosage_form_code)
-        .where(listing_dosage_forms.c.listing_id.in_(IDS))
-    )
-    conditions = (
-        select(
-            listing_conditions.c.listing_id,
-            literal("condition"),
-            Condition.code,
-            Condition.name,
-            null(),
-        )
-        .join(Condition, Condition.code == listing_conditions.c.condition_code)
-        .where(listing_conditions.c.listing_id.in_(IDS))
-    )
-    # By code, as the relationships on Listing order them.
+    fillers = _terms("filler", listing_fillers.c.filler_code, Filler, Filler.guidance)
+    forms = _terms("dosage_form", listing_dosage_forms.c.dosage_form_code, DosageForm)
+    conditions = _terms("condition", listing_conditions.c.condition_code, Condition)
     regions = select(
         ListingRegion.listing_id,
         ListingRegion.role,  # "ships_to" or "licensed_in"
@@ -165,6 +150,7 @@ def _statements() -> tuple[Select[Any], Select[Any], Any]:
         ListingRegion.code,
         null(),
     ).where(ListingRegion.listing_id.in_(IDS))
+    # By code, as the relationships on Listing order them.
     terms = union_all(fillers, forms, conditions, regions).order_by(literal_column("code"))
     return listings, flags, terms
 
