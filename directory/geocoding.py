@@ -8,9 +8,11 @@ street-address coverage, but it is strictly optional: every failure of it is log
 offline answer is used instead, so a user never sees an error caused by a third party.
 
 Ranking: results for an ambiguous name ("Birmingham", "Springfield") are ordered by
-population. US places get their population doubled (``US_PREFERENCE``) because most users
-are in the US; that is enough to lift e.g. Birmingham, AL above a foreign town of similar
-size, but not to hide Birmingham, England (about 6x larger) behind it.
+population. US places count ten times their population (``US_PREFERENCE``) because the
+directory is for patients in the US: someone in Alabama typing "Birmingham" or someone in
+Georgia typing "Athens" should land at home, with the foreign city one tap away among the
+other places offered. A capital of the world still comes first ("Paris" is France, "London"
+is England): no US namesake is within a tenth of their size.
 
 Storage: the offline index lives in a read-only SQLite file (``gazetteer_path()``, by default
 ``instance/gazetteer-<versions>.sqlite3``), built once from the two packages by
@@ -71,7 +73,7 @@ logger = logging.getLogger(__name__)
 PRECISIONS = ("coordinates", "address", "postal_code", "city", "region")
 MAX_QUERY_LENGTH = 200
 # Multiplier applied to the population of US places when ranking (see module docstring).
-US_PREFERENCE = 2.0
+US_PREFERENCE = 10.0
 # A browser location is labelled "near <city>" only when a city is at most this far away;
 # farther than that the name would mislead more than it helps.
 NEAR_CITY_KM = 50.0
@@ -304,7 +306,7 @@ def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 # Bump it whenever gazetteer_build.py or _fold() changes what ends up in the file: every
 # deployment then builds a fresh file instead of reading one whose keys were folded
 # differently from today's queries.
-GAZETTEER_VERSION = 2
+GAZETTEER_VERSION = 3
 # Stamped into the SQLite header by the builder; a file with our name but without it
 # (a stray file, a copy gone wrong) is rebuilt rather than trusted.
 _APPLICATION_ID = 0x4C444E47  # "LDNG"

@@ -152,9 +152,15 @@ def test_birmingham_is_ambiguous(offline: OfflineGeocoder) -> None:
     assert ("GB", None) in by_country
     assert "England" in by_country[("GB", None)].label
     assert len({p.label for p in found}) == len(found)
-    # Population order (with a small US preference): the GB city is far bigger.
-    assert found[0].country == "GB"
-    assert found[1].region == "US-AL"
+    # The order: a patient in Alabama lands at home, England is one tap away.
+    assert found[0].region == "US-AL"
+    assert found[1].country == "GB"
+
+
+def test_world_capitals_still_beat_small_us_namesakes(offline: OfflineGeocoder) -> None:
+    assert offline.places("Paris")[0].country == "FR"
+    assert offline.places("London")[0].country == "GB"
+    assert offline.places("Athens")[0].region == "US-GA"
 
 
 @pytest.mark.parametrize("query", ["London, UK", "London, United Kingdom", "London, England"])
@@ -549,7 +555,7 @@ answers = [
     offline.places("35233")[0].label,
     offline.places("Seattle, WA")[0].label,
     offline.places("47.6, -122.3")[0].label,
-    offline.suggestions("Birmingam")[1],
+    offline.suggestions("Birmingam")[0],
     offline.reverse((47.61, -122.33)).raw["label"],
     offline.address(None, "Zurich", None, None, "Switzerland").label,
     geocoding.Geocoding().reverse_label(51.5, -0.1).label,
