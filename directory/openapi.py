@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .search import DEFAULT_RADIUS, FLAG_FILTERS, KINDS, MAX_PAGE, MAX_RADIUS, UNITS
+from .search import (
+    DEFAULT_RADIUS,
+    FLAG_FILTERS,
+    KINDS,
+    MAX_PAGE,
+    MAX_RADIUS,
+    MIN_RADIUS,
+    UNITS,
+)
 from .spatial import TOTAL_CAP
 
 _nullable_str = {"type": ["string", "null"]}
@@ -258,7 +266,7 @@ def document() -> dict[str, Any]:
                             "How far to look.",
                             {
                                 "type": "number",
-                                "exclusiveMinimum": 0,
+                                "minimum": MIN_RADIUS,
                                 "maximum": MAX_RADIUS,
                                 "default": DEFAULT_RADIUS,
                             },

@@ -9,6 +9,7 @@ built once per set of conditions (spatial.Criteria) and run with new values.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -39,8 +40,9 @@ from .models import (
 
 PAGE_SIZE = 20
 MAX_PAGE = spatial.TOTAL_CAP // PAGE_SIZE
+MIN_RADIUS = 1
 MAX_RADIUS = 500
-DEFAULT_RADIUS = 25
+DEFAULT_RADIUS = 25.0
 UNITS = {"mi": spatial.KM_PER_MILE, "km": 1.0}
 KINDS = ("both", "pharmacy", "prescriber")
 ALSO_AVAILABLE_LIMIT = 20
@@ -116,16 +118,20 @@ class SearchError(ValueError):
         self.params = params
 
 
+# Plain decimal numbers only: float() would also take "1_0", "1e-7" and Arabic-Indic digits.
+_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
+# What people type when they mean "where I am": the place search can't answer that, the
+# browser's location can.
+HERE_WORDS = frozenset(
+    {"near me", "me", "here", "nearby", "near", "my location", "current location", "my area"}
+)
+
+
 def _number(raw: str, name: str, errors: dict[str, str], message: str) -> float | None:
-    try:
-        value = float(raw)
-    except ValueError:
+    if not _DECIMAL.fullmatch(raw):
         errors[name] = message
         return None
-    if not math.isfinite(value):
-        errors[name] = message
-        return None
-    return value
+    return float(raw)
 
 
 def parse(args: Mapping[str, str], vocab_codes: Mapping[str, set[str]] | None = None) -> Params:
@@ -137,9 +143,16 @@ def parse(args: Mapping[str, str], vocab_codes: Mapping[str, set[str]] | None = 
             "Please use a shorter place name: a ZIP code or a city and state is enough."
         )
         near = near[:200]
+    if " ".join(re.findall(r"\w+", near.casefold())) in HERE_WORDS:
+        errors["near"] = (
+            "To search near where you are, use the “Use my location” button, "
+            "or type your ZIP code or town."
+        )
     lat = lon = None
     raw_lat, raw_lon = (args.get("lat") or "").strip(), (args.get("lon") or "").strip()
-    if raw_lat or raw_lon:
+    # A typed place wins over a browser position (the form keeps the last one in hidden
+    # fields), so a stale or broken position never blocks a new search.
+    if (raw_lat or raw_lon) and not near:
         if not (raw_lat and raw_lon):
             errors["lat"] = "Latitude and longitude must be given together."
         else:
@@ -156,8 +169,10 @@ def parse(args: Mapping[str, str], vocab_codes: Mapping[str, set[str]] | None = 
     if raw_radius:
         value = _number(raw_radius, "radius", errors, "The distance must be a number, like 25.")
         if value is not None:
-            if value <= 0 or value > MAX_RADIUS:
-                errors["radius"] = f"The distance must be more than 0 and at most {MAX_RADIUS}."
+            if value < MIN_RADIUS or value > MAX_RADIUS:
+                errors["radius"] = (
+                    f"The distance must be a number from {MIN_RADIUS} to {MAX_RADIUS}."
+                )
             else:
                 radius = value
     unit = (args.get("unit") or "mi").strip().lower()
@@ -275,7 +290,12 @@ def _criteria(
     since: date | None,
     distance_list: bool,
 ) -> spatial.Criteria:
-    out: list[ColumnElement[bool]] = [Listing.status != Status.CLOSED]
+    out: list[ColumnElement[bool]] = [
+        Listing.status != Status.CLOSED,
+        # A pharmacy known not to make LDN is no answer to this search, whatever else it does
+        # (unknown still shows: its card says to call first).
+        _only_for(Kind.PHARMACY, Listing.makes_ldn.is_not(False)),
+    ]
     if kind != "both":
         out.append(Listing.kind == Kind(kind))
     if distance_list:
@@ -391,6 +411,15 @@ def run(params: Params, geocoding: Geocoding, *, today: date | None = None) -> R
         limit=PAGE_SIZE,
         offset=(params.page - 1) * PAGE_SIZE,
     )
+    if params.page > 1 and not found.hits:
+        pages = max(1, math.ceil(found.total / PAGE_SIZE))
+        raise SearchError(
+            {
+                "page": f"There {'is only 1 page' if pages == 1 else f'are only {pages} pages'} "
+                "of results for this search."
+            },
+            params=params,
+        )
     # "Also available": mail-order pharmacies that ship to the searcher's state or country,
     # and telehealth prescribers licensed there, that are not on the distance list. Page 1 only.
     reach = []

@@ -107,7 +107,7 @@ SCHEMA_CASES: list[dict[str, str]] = [
     {"near": "London", "unit": "km", "radius": "50"},
     {"near": "35233", "kind": "pharmacy", "ir_only": "1", "safe_fillers": "1"},
     {"near": "35233", "kind": "prescriber", "condition": "fibromyalgia", "accepting": "1"},
-    {"lat": "47.6062", "lon": "-122.3321", "radius": "500", "page": "2"},
+    {"lat": "47.6062", "lon": "-122.3321", "radius": "500"},
     {"lat": "-16.8", "lon": "179.95"},  # the ocean: no country, nothing found
     {"near": "Zürich"},
     {"near": "São Paulo"},

@@ -161,8 +161,9 @@ def test_pages_equal_the_full_scan_oracle(app, seed: int) -> None:
         for (_, got), (_, want) in zip(seen, oracle[:total], strict=True):
             assert got == pytest.approx(want, rel=1e-9)
         if pages < search.MAX_PAGE:
-            beyond = run(**origin, radius=radius, page=pages + 1)
-            assert beyond.hits == [] and beyond.total == total
+            with pytest.raises(search.SearchError) as beyond:
+                run(**origin, radius=radius, page=pages + 1)
+            assert f"only {pages} page" in beyond.value.errors["page"]
 
 
 def test_the_total_is_capped(app, client) -> None:
@@ -593,7 +594,10 @@ def also_names_in_order(result: search.Result) -> list[str]:
 
 
 def test_only_the_first_page_carries_also_available(reach) -> None:
-    assert run(near="35233", page=2).also_available == []
+    insert_pharmacies([(p["lat"], p["lon"]) for p in (at(0.05 * n) for n in range(1, 30))])
+    assert run(near="35233").also_available
+    second = run(near="35233", page=2)
+    assert second.hits and second.also_available == []
 
 
 # --- places -----------------------------------------------------------------------------------
@@ -630,9 +634,9 @@ def test_a_zip_code_is_not_ambiguous(app) -> None:
         ({"near": ""}, "near", "Please tell us where you are"),
         ({"near": "   "}, "near", "Please tell us where you are"),
         ({"near": "35233", "radius": "abc"}, "radius", "The distance must be a number"),
-        ({"near": "35233", "radius": "-1"}, "radius", "more than 0 and at most 500"),
-        ({"near": "35233", "radius": "0"}, "radius", "more than 0 and at most 500"),
-        ({"near": "35233", "radius": "501"}, "radius", "more than 0 and at most 500"),
+        ({"near": "35233", "radius": "-1"}, "radius", "from 1 to 500"),
+        ({"near": "35233", "radius": "0"}, "radius", "from 1 to 500"),
+        ({"near": "35233", "radius": "501"}, "radius", "from 1 to 500"),
         ({"near": "35233", "radius": "nan"}, "radius", "The distance must be a number"),
         ({"near": "35233", "radius": "1e999"}, "radius", "The distance must be a number"),
         ({"near": "x" * 10240}, "near", "shorter place name"),
@@ -640,6 +644,13 @@ def test_a_zip_code_is_not_ambiguous(app) -> None:
         ({"near": "35233\x1b[2J"}, "near", "characters that cannot be used"),
         ({"near": "😀"}, "near", "We couldn't find"),
         ({"near": "Xyzzyqx"}, "near", "We couldn't find 'Xyzzyqx'"),
+        ({"near": "35233", "radius": "0.5"}, "radius", "from 1 to 500"),
+        ({"near": "35233", "radius": "1_0"}, "radius", "The distance must be a number"),
+        ({"near": "35233", "radius": "1e-7"}, "radius", "The distance must be a number"),
+        ({"near": "35233", "radius": "١٠"}, "radius", "The distance must be a number"),
+        ({"near": "near me"}, "near", "Use my location"),
+        ({"near": "Near me!"}, "near", "Use my location"),
+        ({"near": "here"}, "near", "Use my location"),
     ],
 )
 def test_bad_input_gets_a_message_next_to_the_field(shared_client, query, field, message) -> None:
@@ -850,3 +861,71 @@ def test_on_curated_list_stays_in_step_with_the_flags(seeded) -> None:
     assert target.regions, "the test needs a listing that ships or is licensed somewhere"
     assert {r.rank for r in target.regions} == {target.reach_rank}
     assert target.reach_rank < 1_000_000
+
+
+def test_pharmacies_that_do_not_make_ldn_are_never_shown(app, client) -> None:
+    """QA found a pharmacy marked 'Makes LDN: No' as the top result. Unknown still shows,
+    with a badge saying to call first; prescribers have no such field."""
+    builders.pharmacy(name="Makes LDN", makes_ldn=True, **at(0.2))
+    builders.pharmacy(name="Does not make LDN", makes_ldn=False, **at(0.3))
+    builders.pharmacy(name="Not known", makes_ldn=None, **at(0.4))
+    builders.pharmacy(
+        name="Mails, but no LDN",
+        makes_ldn=False,
+        mail_order=True,
+        ships_to=["US-AL"],
+        lat=47.6,
+        lon=-122.3,
+    )
+    builders.prescriber(name="A prescriber", **at(0.5))
+    for kind in ("both", "pharmacy"):
+        result = run(near="35233", kind=kind)
+        shown = set(hit_names(result)) | also_names(result)
+        assert "Does not make LDN" not in shown and "Mails, but no LDN" not in shown
+        assert {"Makes LDN", "Not known"} <= shown
+    assert "A prescriber" in hit_names(run(near="35233"))
+    page = soup(client.get("/search?near=35233"))
+    badges = {
+        c.select_one(".card-title").get_text(strip=True): c.get_text(" ", strip=True)
+        for c in cards(page)
+    }
+    assert "call first" in badges["Not known"]
+    assert "call first" not in badges["Makes LDN"]
+
+
+def test_filler_badges_name_the_filler(app, client) -> None:
+    builders.pharmacy(name="Advised", fillers=["mcc", "calcium_carbonate"], **at(0.2))
+    builders.pharmacy(name="None used", fillers=[], **at(0.3))
+    builders.pharmacy(name="Fine", fillers=["mcc"], **at(0.4))
+    page = soup(client.get("/search?near=35233"))
+    text = {
+        c.select_one(".card-title").get_text(strip=True): c.get_text(" ", strip=True)
+        for c in cards(page)
+    }
+    assert "advised against (Calcium carbonate)" in text["Advised"]
+    assert "No fillers" in text["None used"] and "Fillers are fine" not in text["None used"]
+    assert "Fillers are fine (Microcrystalline cellulose (Avicel))" in text["Fine"]
+
+
+def test_a_typed_place_wins_over_a_broken_browser_position(app, client) -> None:
+    """Without JavaScript the form keeps the last position in hidden fields; QA found a bad
+    one blocked the next search for a typed place."""
+    builders.pharmacy(name="In Birmingham", **at(0.2))
+    response = client.get("/search?near=35233&lat=91&lon=abc")
+    assert response.status_code == 200
+    assert [c.select_one(".card-title").get_text(strip=True) for c in cards(soup(response))] == [
+        "In Birmingham"
+    ]
+    # Alone, the broken position is still an error.
+    assert client.get("/search?lat=91&lon=abc").status_code == 400
+
+
+def test_a_page_past_the_last_says_so(app, client) -> None:
+    for n in range(3):
+        builders.pharmacy(name=f"P{n}", **at(0.1 * (n + 1)))
+    response = client.get("/search?near=35233&page=3")
+    assert response.status_code == 400
+    assert "only 1 page" in soup(response).get_text(" ", strip=True)
+    api = client.get("/api/v1/search?near=35233&page=2")
+    assert api.status_code == 400 and "page" in api.get_json()["error"]["fields"]
+    assert client.get("/search?near=35233&page=1").status_code == 200
