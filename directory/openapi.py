@@ -181,6 +181,12 @@ SEARCH_RESPONSE = {
             "type": "boolean",
             "description": f"True when there are more than {TOTAL_CAP}.",
         },
+        "region_only": {
+            "type": "boolean",
+            "description": "The place is a whole state or country (origin precision "
+            "'region'): too big to measure distances from, so results is empty; "
+            "also_available still lists who serves it. Ask for a ZIP code or town.",
+        },
         "page": {"type": "integer"},
         "pages": {"type": "integer"},
         "page_size": {"type": "integer"},

@@ -359,6 +359,8 @@ class Result:
     total_capped: bool
     also_available: list[Card] = field(default_factory=list)
     other_places: list[Place] = field(default_factory=list)
+    # The place is a whole state or country: there is no distance list (see run()).
+    region_only: bool = False
 
     @property
     def place_name(self) -> str:
@@ -403,14 +405,22 @@ def _only_the_region_matched(query: str, best: Place) -> bool:
 
 def run(params: Params, geocoding: Geocoding, *, today: date | None = None) -> Result:
     origin, others = locate(params, geocoding)
-    found = spatial.nearest(
-        origin.lat,
-        origin.lon,
-        params.radius_km,
-        conditions(params, today=today, distance_list=True),
-        limit=PAGE_SIZE,
-        offset=(params.page - 1) * PAGE_SIZE,
-    )
+    # "Alabama" or "USA" is no point to measure from: 25 miles around the middle of a state
+    # says "nothing found" while its cities have pharmacies. Such a search gets no distance
+    # list, the page asks for a ZIP code or town, and "also available" (which is by state or
+    # country) answers what it can.
+    region_only = origin.precision == "region"
+    if region_only:
+        found = spatial.Nearest(hits=[], total=0, total_capped=False)
+    else:
+        found = spatial.nearest(
+            origin.lat,
+            origin.lon,
+            params.radius_km,
+            conditions(params, today=today, distance_list=True),
+            limit=PAGE_SIZE,
+            offset=(params.page - 1) * PAGE_SIZE,
+        )
     if params.page > 1 and not found.hits:
         pages = max(1, math.ceil(found.total / PAGE_SIZE))
         raise SearchError(
@@ -436,6 +446,7 @@ def run(params: Params, geocoding: Geocoding, *, today: date | None = None) -> R
         total_capped=found.total_capped,
         also_available=[by_id[i] for i in reach if i in by_id],
         other_places=others,
+        region_only=region_only,
     )
 
 

@@ -929,3 +929,25 @@ def test_a_page_past_the_last_says_so(app, client) -> None:
     api = client.get("/api/v1/search?near=35233&page=2")
     assert api.status_code == 400 and "page" in api.get_json()["error"]["fields"]
     assert client.get("/search?near=35233&page=1").status_code == 200
+
+
+def test_a_state_asks_for_a_town_and_shows_who_serves_it(reach, client) -> None:
+    """QA: 'Alabama' said 'Nothing within 25 mi of Alabama' although Birmingham has
+    listings. A whole state gets no distance list; the page asks for a ZIP code or town,
+    and 'also available' lists who serves the state."""
+    builders.pharmacy(name="In Birmingham", **at(0.3))
+    for query in ("Alabama", "AL"):
+        result = run(near=query)
+        assert result.region_only and result.origin.precision == "region"
+        assert result.hits == [] and result.total == 0
+        assert "Mail-order to Alabama" in also_names(result)
+    page = soup(client.get("/search?near=Alabama"))
+    summary = page.select_one(".result-summary").get_text(" ", strip=True)
+    assert "too big" in summary and "ZIP code or town" in summary
+    assert "Nothing within" not in summary
+    assert "Mail-order to Alabama" in page.select_one("section.also").get_text()
+    api = client.get("/api/v1/search?near=Alabama").get_json()
+    assert api["region_only"] is True and api["results"] == []
+    # A town in the state is a normal search.
+    town = run(near="35233")
+    assert not town.region_only and "In Birmingham" in hit_names(town)

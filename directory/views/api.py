@@ -43,6 +43,7 @@ def search_listings():  # type: ignore[no-untyped-def]
         filters=sorted(params.filters),
         total=result.total,
         total_capped=result.total_capped,
+        region_only=result.region_only,
         page=params.page,
         pages=result.pages,
         page_size=search.PAGE_SIZE,
