@@ -332,6 +332,7 @@ _data_dir: Path = _DEFAULT_DATA_DIR
 Constraint = tuple[str, str]  # (country, admin1 or "" for the whole country)
 
 _ZIP_RE = re.compile(r"\d{5}")
+_LEADING_ZIP_RE = re.compile(r"\d{5}(?:-\d{4})?")
 _COUNTY_RE = re.compile(r" (?:county|parish|borough)$")
 _PLUS4_RE = re.compile(r"\d{4}")
 _UNSAFE_IN_NAME_RE = re.compile(r"[^A-Za-z0-9.]+")
@@ -840,6 +841,16 @@ class _Gazetteer:
         rest = parts[:-1] + ([" ".join(tokens)] if tokens else [])
         return code, rest
 
+    def extract_leading_zip(self, parts: list[str]) -> tuple[str, list[str]] | None:
+        """A ZIP typed first ("35233 Birmingham", "98101, Seattle WA"), and the rest."""
+        if not parts:
+            return None
+        tokens = parts[0].split()
+        if not tokens or not _LEADING_ZIP_RE.fullmatch(tokens[0]):
+            return None
+        rest = ([" ".join(tokens[1:])] if len(tokens) > 1 else []) + list(parts[1:])
+        return tokens[0][:5], rest
+
     def nearest(self, lat: float, lon: float, max_km: float) -> tuple[_Entry, float] | None:
         """Nearest city entry within ``max_km``: R*Tree box queries, then exact distances.
 
@@ -1045,16 +1056,32 @@ class OfflineGeocoder(Geocoder):
                 # NY ZIP: trust the ZIP only if the rest of the text agrees on the state
                 # (or says nothing we recognise, like a street line).
                 named = index.match(rest)
-                state = place.region[3:] if place.region else ""
-                agrees = any(
-                    entry.country == place.country and entry.admin1 in ("", state)
-                    for entry in named
-                )
-                if not named or agrees:
+                if not named or self._agrees(place, named):
                     return [place]
                 return self._to_places(named, limit)
             parts = rest  # unknown ZIP: maybe the rest of the text is still useful
+        else:
+            lead = index.extract_leading_zip(parts)
+            if lead is not None and lead[1]:
+                # "35233 Birmingham": the ZIP, if the rest names a place in its state. A
+                # five-digit house number ("12345 Main St, Seattle") names another state's
+                # ZIP and falls through to the address.
+                place = index.zip_place(lead[0])
+                if place is not None and self._agrees(place, index.match(lead[1])):
+                    return [place]
         return self._to_places(index.match(parts), limit)
+
+    @staticmethod
+    def _agrees(place: Place, named: list[_Entry]) -> bool:
+        """The rest of the text names a place in the ZIP's state ("Springfield 62701" has an
+        Illinois Springfield among its matches), and its best match is not abroad: "10115
+        Berlin" is a German postcode, though New York has a ZIP 10115 and a town Berlin."""
+        if not named or named[0].country != place.country:
+            return False
+        state = place.region[3:] if place.region else ""
+        return any(
+            entry.country == place.country and entry.admin1 in ("", state) for entry in named
+        )
 
     def suggestions(self, query: str, limit: int = 5) -> list[str]:
         """Labels of places whose names are spelled like the query ("Birmingam").

@@ -93,6 +93,32 @@ def test_foreign_postcode_is_not_read_as_a_us_zip(offline: OfflineGeocoder) -> N
     # 10115 is also a Manhattan ZIP; the country says otherwise.
     first = offline.places("Berlin, Germany 10115")[0]
     assert first.country == "DE"
+    # Without the country: a foreign city is the best match, so the number is no US ZIP.
+    for query in ("Berlin 10115", "10115 Berlin"):
+        assert offline.places(query)[0].label == "Berlin, DE", query
+    assert offline.places("75001 Paris")[0].label == "Paris, FR"
+
+
+@pytest.mark.parametrize(
+    ("query", "label"),
+    [
+        ("35233 Birmingham", "Birmingham, AL 35233"),
+        ("35233 Birmingham AL", "Birmingham, AL 35233"),
+        ("35233-1234 Birmingham", "Birmingham, AL 35233"),
+        ("98101, Seattle WA", "Seattle, WA 98101"),
+        ("62701 Springfield", "Springfield, IL 62701"),  # not Missouri's, though it ranks first
+        ("Springfield 62701", "Springfield, IL 62701"),
+    ],
+)
+def test_zip_typed_before_or_after_the_town(
+    offline: OfflineGeocoder, query: str, label: str
+) -> None:
+    assert [p.label for p in offline.places(query)] == [label]
+
+
+def test_a_five_digit_house_number_is_not_a_zip(offline: OfflineGeocoder) -> None:
+    # 12345 is Schenectady's ZIP; the rest of the text says Seattle.
+    assert offline.places("12345 Main St, Seattle, WA")[0].label == "Seattle, WA, US"
 
 
 # ---------------------------------------------------------------------------------------
