@@ -951,3 +951,20 @@ def test_a_state_asks_for_a_town_and_shows_who_serves_it(reach, client) -> None:
     # A town in the state is a normal search.
     town = run(near="35233")
     assert not town.region_only and "In Birmingham" in hit_names(town)
+
+
+def test_a_distance_to_a_town_centre_says_so(app, client) -> None:
+    """QA: '0.0 mi' for a pharmacy whose address is only 'Nashville, TN' looked exact."""
+    builders.pharmacy(name="Exact", geo_precision="address", **at(0.5))
+    builders.pharmacy(name="Town only", geo_precision="city", **at(0.0))
+    builders.pharmacy(name="ZIP only", geo_precision="postal_code", **at(1.0))
+    page = soup(client.get("/search?near=35233"))
+    meta = {
+        c.select_one(".card-title").get_text(strip=True): c.select_one(".card-meta").get_text(
+            " ", strip=True
+        )
+        for c in cards(page)
+    }
+    assert "town centre" in meta["Town only"] and meta["Town only"].startswith("0.0 mi")
+    assert "ZIP code area" in meta["ZIP only"]
+    assert "town centre" not in meta["Exact"] and "ZIP code area" not in meta["Exact"]
