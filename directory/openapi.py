@@ -259,7 +259,7 @@ def document() -> dict[str, Any]:
                         ),
                         _param(
                             "lat",
-                            "Latitude of the searcher (with lon).",
+                            "Latitude of the searcher (with lon); ignored when near is given.",
                             {"type": "number", "minimum": -90, "maximum": 90},
                         ),
                         _param(
