@@ -93,6 +93,19 @@ _COUNTRY_ALIASES = {
     "MX": ("México",),
     "AT": ("Österreich",),
 }
+
+
+def _abbreviates(short: str, name: str) -> bool:
+    """USPS lists "ATL" and "SLC" as other names for Atlanta and Salt Lake City: a short
+    name that is the start of the city's name, or the initials of its words."""
+    if not short or " " in short or len(short) > 4 or short == name:
+        return False
+    words = name.split()
+    return name.replace(" ", "").startswith(short) or (
+        len(words) > 1 and short == "".join(w[0] for w in words)
+    )
+
+
 # Common nicknames that geonames only lists in upper case (and we drop upper-case
 # alternates because most of them are airport codes). "LA" is also Louisiana's code: both are
 # offered, and a person typing just "LA" into a search box more often means the city.
@@ -278,6 +291,7 @@ def _build_index() -> _Index:
                 acc[0], acc[4] = city, True
 
     state_points: dict[str, list[float]] = {}
+    short_names: dict[tuple[str, str], tuple[str, str]] = {}
     for row in _iter_zip_rows():
         lat, lon = _parse_float(row.get("lat")), _parse_float(row.get("long"))
         code, city, state = row.get("zip_code"), row.get("city"), row.get("state")
@@ -292,7 +306,12 @@ def _build_index() -> _Index:
         add_point(city, state, lat, lon, True)
         for alias in row.get("acceptable_cities") or ():
             if isinstance(alias, str) and alias:
-                add_point(sys.intern(alias), state, lat, lon, False)
+                if _abbreviates(fold(alias), fold(city)):
+                    # "ATL", "SLC": another way to write the same city, not a place of its
+                    # own (it would be offered as "Atl, GA"): a name of the city itself.
+                    short_names[(fold(alias), state)] = (fold(city), state)
+                else:
+                    add_point(sys.intern(alias), state, lat, lon, False)
         acc_state = state_points.setdefault(state, [0.0, 0.0, 0.0])
         acc_state[0] += lat
         acc_state[1] += lon
@@ -394,6 +413,9 @@ def _build_index() -> _Index:
     for alias, (key, state) in _US_CITY_ALIASES.items():
         if (key, state) in us_city:
             index.add_name(alias, us_city[(key, state)])
+    for (alias, state), city_key in short_names.items():
+        if city_key in us_city and (alias, state) not in us_city:
+            index.add_name(alias, us_city[city_key])
 
     for idx, alts in alternates:
         primary = fold(index.entries[idx].name)  # differs from geonames' after a merge

@@ -306,7 +306,7 @@ def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 # Bump it whenever gazetteer_build.py or _fold() changes what ends up in the file: every
 # deployment then builds a fresh file instead of reading one whose keys were folded
 # differently from today's queries.
-GAZETTEER_VERSION = 3
+GAZETTEER_VERSION = 4
 # Stamped into the SQLite header by the builder; a file with our name but without it
 # (a stray file, a copy gone wrong) is rebuilt rather than trusted.
 _APPLICATION_ID = 0x4C444E47  # "LDNG"

@@ -227,11 +227,15 @@ def test_alternate_name_finds_the_city(offline: OfflineGeocoder) -> None:
         ("Vegas", "Las Vegas, NV, US"),
         ("NOLA", "New Orleans, LA, US"),
         ("Philly", "Philadelphia, PA, US"),
+        # USPS's short names for a city are that city, not places called "Atl" and "Slc".
+        ("ATL", "Atlanta, GA, US"),
+        ("SLC", "Salt Lake City, UT, US"),
     ],
 )
 def test_city_nicknames(offline: OfflineGeocoder, query: str, label: str) -> None:
     found = offline.places(query)
     assert found[0].label == label and found[0].precision == "city"
+    assert all(len(p.label.split(",")[0]) > 3 for p in found), "no 'Atl, GA' among the choices"
 
 
 def test_one_spot_with_two_names_is_offered_once(offline: OfflineGeocoder) -> None:
