@@ -232,6 +232,7 @@ class ListingFacts:
     postal_code: str | None
     country: str
     verified_on: date | None
+    geo_precision: Precision | None
     fillers_known: bool
     fillers: Any
 
@@ -254,6 +255,20 @@ class ListingFacts:
             return None
         order = [Guidance.FINE, Guidance.CAUTION, Guidance.ADVISED_AGAINST]
         return max((f.guidance for f in self.fillers), key=order.index, default=Guidance.FINE)
+
+    @property
+    def fillers_advised_against(self) -> list[Any]:
+        return [f for f in self.fillers if f.guidance == Guidance.ADVISED_AGAINST]
+
+    @property
+    def pin_is_approximate_to(self) -> str | None:
+        """What a distance to this listing is really measured to, when its pin is not its
+        address ("0.0 mi" to a town centre looks exact); None when the pin is the address."""
+        if self.geo_precision == Precision.POSTAL_CODE:
+            return "ZIP code area"
+        if self.geo_precision in (Precision.CITY, Precision.REGION):
+            return "town centre"
+        return None
 
     @property
     def address_line(self) -> str:

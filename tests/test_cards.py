@@ -25,14 +25,27 @@ def test_cards_say_what_the_listing_says(seeded) -> None:
     and the facts both derive (address, staleness, filler verdict, slug) are the listing's."""
     listings = _all_listings()
     assert len(listings) > 50
+    # The samples cover what the derived facts branch on.
+    assert {listing.pin_is_approximate_to for listing in listings} >= {None, "town centre"}
+    assert any(listing.fillers_advised_against for listing in listings)
     by_id = cards.load(listing.id for listing in listings)
     assert set(by_id) == {listing.id for listing in listings}
     for listing in listings:
         card = by_id[listing.id]
         for name in cards.COLUMN_NAMES:
             assert getattr(card, name) == getattr(listing, name), (listing.name, name)
-        for fact in ("address_line", "is_stale", "worst_filler_guidance", "slug", "is_pharmacy"):
+        for fact in (
+            "address_line",
+            "is_stale",
+            "worst_filler_guidance",
+            "slug",
+            "is_pharmacy",
+            "pin_is_approximate_to",
+        ):
             assert getattr(card, fact) == getattr(listing, fact), (listing.name, fact)
+        assert [f.name for f in card.fillers_advised_against] == [
+            f.name for f in listing.fillers_advised_against
+        ]
         assert [(f.type, f.label, f.source, f.as_of, f.url) for f in card.flags] == [
             (f.type, f.label, f.source, f.as_of, f.url) for f in listing.flags
         ]

@@ -60,6 +60,16 @@ def cards(page: BeautifulSoup) -> list[BeautifulSoup]:
     return page.select("ol.results > li > article.card")
 
 
+def card_texts(page: BeautifulSoup, part: str | None = None) -> dict[str, str]:
+    """Each result's title -> the text of the whole card, or of one part of it."""
+    return {
+        c.select_one(".card-title").get_text(strip=True): (
+            c.select_one(part) if part else c
+        ).get_text(" ", strip=True)
+        for c in cards(page)
+    }
+
+
 # --- distances and the radius -----------------------------------------------------------------
 
 
@@ -885,10 +895,7 @@ def test_pharmacies_that_do_not_make_ldn_are_never_shown(app, client) -> None:
         assert {"Makes LDN", "Not known"} <= shown
     assert "A prescriber" in hit_names(run(near="35233"))
     page = soup(client.get("/search?near=35233"))
-    badges = {
-        c.select_one(".card-title").get_text(strip=True): c.get_text(" ", strip=True)
-        for c in cards(page)
-    }
+    badges = card_texts(page)
     assert "call first" in badges["Not known"]
     assert "call first" not in badges["Makes LDN"]
 
@@ -898,10 +905,7 @@ def test_filler_badges_name_the_filler(app, client) -> None:
     builders.pharmacy(name="None used", fillers=[], **at(0.3))
     builders.pharmacy(name="Fine", fillers=["mcc"], **at(0.4))
     page = soup(client.get("/search?near=35233"))
-    text = {
-        c.select_one(".card-title").get_text(strip=True): c.get_text(" ", strip=True)
-        for c in cards(page)
-    }
+    text = card_texts(page)
     assert "advised against (Calcium carbonate)" in text["Advised"]
     assert "No fillers" in text["None used"] and "Fillers are fine" not in text["None used"]
     assert "Fillers are fine (Microcrystalline cellulose (Avicel))" in text["Fine"]
@@ -959,12 +963,7 @@ def test_a_distance_to_a_town_centre_says_so(app, client) -> None:
     builders.pharmacy(name="Town only", geo_precision="city", **at(0.0))
     builders.pharmacy(name="ZIP only", geo_precision="postal_code", **at(1.0))
     page = soup(client.get("/search?near=35233"))
-    meta = {
-        c.select_one(".card-title").get_text(strip=True): c.select_one(".card-meta").get_text(
-            " ", strip=True
-        )
-        for c in cards(page)
-    }
+    meta = card_texts(page, ".card-meta")
     assert "town centre" in meta["Town only"] and meta["Town only"].startswith("0.0 mi")
     assert "ZIP code area" in meta["ZIP only"]
     assert "town centre" not in meta["Exact"] and "ZIP code area" not in meta["Exact"]
