@@ -110,11 +110,11 @@ def _time_mode(
     run_points: int,
     geocoding: Any,
 ) -> dict[str, Any]:
-    from directory import search, spatial
+    from directory import geomath, search, spatial
     from directory.extensions import db
 
     remove = db.session.remove
-    radius_km = RADIUS_MI * spatial.KM_PER_MILE
+    radius_km = RADIUS_MI * geomath.KM_PER_MILE
     base = search.Params(radius=RADIUS_MI, filters=filters)
     conds = search.conditions(base)
 

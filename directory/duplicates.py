@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from . import spatial
+from . import geomath, spatial
 from .extensions import db
 from .listings import phone_digits
 from .models import Listing, Submission, SubmissionStatus
@@ -91,7 +91,7 @@ def find(
         if (
             lat is not None
             and op.get("lat") is not None
-            and spatial.distance_km(lat, lon, op["lat"], op["lon"]) <= NEARBY_KM
+            and geomath.distance_km(lat, lon, op["lat"], op["lon"]) <= NEARBY_KM
             and similar_names(name, other.get("name") or "")
         ):
             add("submission", sub.id, "similar name within 1 km")

@@ -35,8 +35,6 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from . import validation, vocab
 from .models import (
-    SR_POLICY_TEXT,
-    STATUS_TEXT,
     FlagType,
     SRPolicy,
     Status,
@@ -194,7 +192,7 @@ class PharmacyForm(ListingForm):
     dosage_forms = MultiCheckboxField("Which forms of LDN does it make?")
     sr_policy = RadioField(
         "Does it make slow-release LDN?",
-        choices=[(p.value, SR_POLICY_TEXT[p]) for p in SRPolicy],
+        choices=SRPolicy.choices(),
         default=SRPolicy.UNKNOWN.value,
         validators=[InputRequired("Please choose one; 'don't know' is fine.")],
     )
@@ -525,7 +523,7 @@ class FlagForm(FlaskForm):
 
 
 class StatusForm(FlaskForm):
-    status = SelectField("Status", choices=[(s.value, STATUS_TEXT[s]) for s in Status])
+    status = SelectField("Status", choices=Status.choices())
     reason = TextAreaField(
         "Reason",
         validators=[DataRequired("Please give a reason."), Length(max=2000)],

@@ -9,11 +9,8 @@ from seeds/, so moderators and tests share one source of truth for codes and the
 from __future__ import annotations
 
 import enum
-import re
-import unicodedata
-from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
 
 from flask_login import UserMixin
 from sqlalchemy import (
@@ -36,9 +33,38 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .extensions import db
+from .extensions import Base, db
+from .facts import ListingFacts, slugify
+from .vocabulary import (
+    FlagType,
+    Guidance,
+    Kind,
+    Precision,
+    RegionRole,
+    Role,
+    SRPolicy,
+    Status,
+    SubmissionStatus,
+    SubmissionType,
+    VerifyMethod,
+)
 
-STALE_AFTER = timedelta(days=365)  # "call to confirm" after this long without verification
+__all__ = [  # re-exported: models, their values and what is derived from them travel together
+    "ListingFacts",
+    "slugify",
+    "FlagType",
+    "Guidance",
+    "Kind",
+    "Precision",
+    "RegionRole",
+    "Role",
+    "SRPolicy",
+    "Status",
+    "SubmissionStatus",
+    "SubmissionType",
+    "VerifyMethod",
+]
+
 RANK_EPOCH = date(2000, 1, 1).toordinal()
 RANK_CURATED = 1_000_000  # more days than verification dates will ever span
 
@@ -47,107 +73,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def slugify(text: str) -> str:
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    return slug[:60].rstrip("-") or "listing"
-
-
-class Kind(StrEnum):
-    PHARMACY = "pharmacy"
-    PRESCRIBER = "prescriber"
-
-
-class Precision(StrEnum):
-    COORDINATES = "coordinates"
-    ADDRESS = "address"
-    POSTAL_CODE = "postal_code"
-    CITY = "city"
-    REGION = "region"
-
-
-class SRPolicy(StrEnum):
-    IR_ONLY = "ir_only"
-    SR_ON_REQUEST = "sr_on_request"
-    SR_DEFAULT = "sr_default"
-    UNKNOWN = "unknown"
-
-
-class Status(StrEnum):
-    OPEN = "open"
-    TEMPORARILY_CLOSED = "temporarily_closed"
-    CLOSED = "closed"
-
-
-class Guidance(StrEnum):
-    FINE = "fine"
-    CAUTION = "caution"
-    ADVISED_AGAINST = "advised_against"
-
-
-class FlagType(StrEnum):
-    CURATED_LIST = "curated_list"
-    ACCREDITATION = "accreditation"
-    PROBLEM_REPORT = "problem_report"
-
-
-class VerifyMethod(StrEnum):
-    PHONE = "phone"
-    WEBSITE = "website"
-    IN_PERSON = "in_person"
-
-
-class RegionRole(StrEnum):
-    SHIPS_TO = "ships_to"
-    LICENSED_IN = "licensed_in"
-
-
-class Role(StrEnum):
-    MODERATOR = "moderator"
-    ADMIN = "admin"
-
-
-class SubmissionType(StrEnum):
-    NEW = "new"
-    CORRECTION = "correction"
-
-
-class SubmissionStatus(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    MERGED = "merged"
-
-
-# Plain-words labels shared by templates, API docs and forms.
-SR_POLICY_TEXT = {
-    SRPolicy.IR_ONLY: "Makes immediate-release LDN only",
-    SRPolicy.SR_ON_REQUEST: "Makes slow-release LDN only when a prescription asks for it",
-    SRPolicy.SR_DEFAULT: "Makes slow-release LDN unless told otherwise",
-    SRPolicy.UNKNOWN: "We don't know whether it makes slow-release LDN",
-}
-STATUS_TEXT = {
-    Status.OPEN: "Open",
-    Status.TEMPORARILY_CLOSED: "Temporarily closed",
-    Status.CLOSED: "Closed",
-}
-GUIDANCE_TEXT = {
-    Guidance.FINE: "Fine",
-    Guidance.CAUTION: "Take care",
-    Guidance.ADVISED_AGAINST: "Advised against",
-}
-VERIFY_METHOD_TEXT = {
-    VerifyMethod.PHONE: "by phone",
-    VerifyMethod.WEBSITE: "from its website",
-    VerifyMethod.IN_PERSON: "in person",
-}
-PRECISION_TEXT = {
-    Precision.COORDINATES: "exact point",
-    Precision.ADDRESS: "street address",
-    Precision.POSTAL_CODE: "postal code area",
-    Precision.CITY: "city",
-    Precision.REGION: "state or country",
-}
+# db.Model is Base with Flask-SQLAlchemy's query and table-name conveniences; type checkers only
+# see the dynamic attribute, so they are shown the declarative base it derives from.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 
 
 def _enum(cls: type[enum.Enum], length: int = 24) -> Any:
@@ -165,7 +96,7 @@ def _enum(cls: type[enum.Enum], length: int = 24) -> Any:
 # --- vocabularies -----------------------------------------------------------------------------
 
 
-class Filler(db.Model):
+class Filler(Model):
     __tablename__ = "fillers"
     code: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
@@ -173,19 +104,19 @@ class Filler(db.Model):
     why: Mapped[str] = mapped_column(Text, default="")
 
 
-class DosageForm(db.Model):
+class DosageForm(Model):
     __tablename__ = "dosage_forms"
     code: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
 
 
-class Condition(db.Model):
+class Condition(Model):
     __tablename__ = "conditions"
     code: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
 
 
-class Region(db.Model):
+class Region(Model):
     """US states (code US-XX). Countries are ISO 3166-1 codes and need no table."""
 
     __tablename__ = "regions"
@@ -218,69 +149,7 @@ listing_conditions = Table(
 # --- listings ---------------------------------------------------------------------------------
 
 
-class ListingFacts:
-    """What pages say about a listing, worked out from its fields. Shared by the ORM model and
-    by the lighter cards that search results are built from (directory/cards.py), so a result
-    and the listing's own page never disagree."""
-
-    __slots__ = ()
-    kind: Kind
-    name: str
-    street: str | None
-    city: str | None
-    region: str | None
-    postal_code: str | None
-    country: str
-    verified_on: date | None
-    geo_precision: Precision | None
-    fillers_known: bool
-    fillers: Any
-
-    @property
-    def slug(self) -> str:
-        return slugify(self.name)
-
-    @property
-    def is_pharmacy(self) -> bool:
-        return self.kind == Kind.PHARMACY
-
-    @property
-    def is_stale(self) -> bool:
-        return self.verified_on is None or date.today() - self.verified_on > STALE_AFTER
-
-    @property
-    def worst_filler_guidance(self) -> Guidance | None:
-        """None when the fillers are unknown, so the page can say so rather than imply 'fine'."""
-        if not self.fillers_known:
-            return None
-        order = [Guidance.FINE, Guidance.CAUTION, Guidance.ADVISED_AGAINST]
-        return max((f.guidance for f in self.fillers), key=order.index, default=Guidance.FINE)
-
-    @property
-    def fillers_advised_against(self) -> list[Any]:
-        return [f for f in self.fillers if f.guidance == Guidance.ADVISED_AGAINST]
-
-    @property
-    def pin_is_approximate_to(self) -> str | None:
-        """What a distance to this listing is really measured to, when its pin is not its
-        address ("0.0 mi" to a town centre looks exact); None when the pin is the address."""
-        if self.geo_precision == Precision.POSTAL_CODE:
-            return "ZIP code area"
-        if self.geo_precision in (Precision.CITY, Precision.REGION):
-            return "town centre"
-        return None
-
-    @property
-    def address_line(self) -> str:
-        region = self.region.removeprefix("US-") if self.region else None
-        tail = " ".join(p for p in (region, self.postal_code) if p)
-        parts = [p for p in (self.street, self.city, tail) if p]
-        if self.country != "US":
-            parts.append(self.country)
-        return ", ".join(parts)
-
-
-class Listing(ListingFacts, db.Model):
+class Listing(ListingFacts, Model):
     """A published pharmacy or prescriber. One table for both so search, the audit trail and
     the API share one id space; kind-specific columns are nullable."""
 
@@ -390,7 +259,7 @@ class Listing(ListingFacts, db.Model):
         return (RANK_CURATED if curated else 0) + max(days, 0)
 
 
-class ListingRegion(db.Model):
+class ListingRegion(Model):
     """A US state (US-XX) or a country (ISO2) a pharmacy ships to or a prescriber is licensed in."""
 
     __tablename__ = "listing_regions"
@@ -407,7 +276,7 @@ class ListingRegion(db.Model):
     listing: Mapped[Listing] = relationship(back_populates="regions")
 
 
-class ReliabilityFlag(db.Model):
+class ReliabilityFlag(Model):
     """A claim about a listing with who makes it and as of when: never a permanent truth."""
 
     __tablename__ = "reliability_flags"
@@ -424,7 +293,7 @@ class ReliabilityFlag(db.Model):
     listing: Mapped[Listing] = relationship(back_populates="flags")
 
 
-class Verification(db.Model):
+class Verification(Model):
     """A moderator (or the seed data) confirmed the listing's details: when, how, by whom."""
 
     __tablename__ = "verifications"
@@ -444,7 +313,7 @@ class Verification(db.Model):
 # --- people and process -----------------------------------------------------------------------
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(60), unique=True)
@@ -468,7 +337,7 @@ class User(UserMixin, db.Model):
         return check_password_hash(self.password_hash, password)
 
     @property
-    def is_active(self) -> bool:  # type: ignore[override]
+    def is_active(self) -> bool:
         return self.active
 
     @property
@@ -479,7 +348,7 @@ class User(UserMixin, db.Model):
         return f"{self.id}:{self.session_version}"
 
 
-class Submission(db.Model):
+class Submission(Model):
     """What a member of the public sent: a new listing or a correction / problem report.
 
     Stored whole and never shown publicly. `data` holds the typed values as submitted (the same
@@ -517,7 +386,7 @@ class Submission(db.Model):
     handled_by: Mapped[User | None] = relationship()
 
 
-class AuditEntry(db.Model):
+class AuditEntry(Model):
     """Append-only record of every change to published data and every moderation decision."""
 
     __tablename__ = "audit_log"
@@ -539,11 +408,11 @@ class AuditEntry(db.Model):
 
 @event.listens_for(AuditEntry, "before_update")
 @event.listens_for(AuditEntry, "before_delete")
-def _audit_is_append_only(_mapper, _connection, _target) -> None:  # type: ignore[no-untyped-def]
+def _audit_is_append_only(_mapper: object, _connection: object, _target: object) -> None:
     raise RuntimeError("The audit log is append-only.")
 
 
-class GeocodeCacheEntry(db.Model):
+class GeocodeCacheEntry(Model):
     """Answers from an online geocoder, kept so we ask each question once (hits and misses)."""
 
     __tablename__ = "geocode_cache"

@@ -18,10 +18,10 @@ from sqlalchemy import func, or_, select, update
 from . import duplicates
 from .db import writing
 from .extensions import db
+from .facts import fresh_since
 from .geocoding import Geocoding
 from .listings import apply_data, parse_date, to_data
 from .models import (
-    STALE_AFTER,
     AuditEntry,
     FlagType,
     Kind,
@@ -533,7 +533,7 @@ def pending(limit: int = 200) -> list[Submission]:
 
 
 def due_for_reverification(limit: int = 50) -> list[Listing]:
-    cutoff = date.today() - STALE_AFTER
+    cutoff = fresh_since()
     return list(
         db.session.scalars(
             select(Listing)
@@ -549,7 +549,7 @@ def due_for_reverification(limit: int = 50) -> list[Listing]:
 
 def queue_counts() -> dict[str, int]:
     subs = pending(limit=10_000)
-    cutoff = date.today() - STALE_AFTER
+    cutoff = fresh_since()
     due = db.session.scalar(
         select(func.count())
         .select_from(Listing)

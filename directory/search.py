@@ -19,12 +19,12 @@ from typing import Any
 from sqlalchemy import Float, and_, bindparam, exists, not_, or_, select, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
-from . import cards, spatial
+from . import cards, geomath, spatial
 from .cards import Card
 from .extensions import db
+from .facts import fresh_since
 from .geocoding import GeocodeInputError, Geocoding, Place, parse_coordinates
 from .models import (
-    STALE_AFTER,
     Filler,
     Guidance,
     Kind,
@@ -43,7 +43,7 @@ MAX_PAGE = spatial.TOTAL_CAP // PAGE_SIZE
 MIN_RADIUS = 1
 MAX_RADIUS = 500
 DEFAULT_RADIUS = 25.0
-UNITS = {"mi": spatial.KM_PER_MILE, "km": 1.0}
+UNITS = {"mi": geomath.KM_PER_MILE, "km": 1.0}
 KINDS = ("both", "pharmacy", "prescriber")
 ALSO_AVAILABLE_LIMIT = 20
 
@@ -270,7 +270,7 @@ def conditions(
     the statements built from them are built once; see spatial.Criteria). With
     `distance_list`, also leave out telehealth-only prescribers: they have no office to travel
     to, so they never appear on the list sorted by distance."""
-    since = (today or date.today()) - STALE_AFTER if "verified" in params.filters else None
+    since = fresh_since(today) if "verified" in params.filters else None
     return _criteria(
         params.kind,
         tuple(sorted(params.filters)),

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from geopy.distance import EARTH_RADIUS
 from sqlalchemy import (
     Column,
     Float,
@@ -36,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from .extensions import db
+from .geomath import DIAMETER, Box, box_around, distance_km
 from .models import Listing
 
 # Its own MetaData so Alembic's autogenerate never tries to create or drop it as a plain table.
@@ -69,51 +69,12 @@ SQLITE_RTREE_DDL = [
        SELECT id, lat, lat, lon, lon FROM listings WHERE lat IS NOT NULL AND lon IS NOT NULL""",
 ]
 
-KM_PER_MILE = 1.609344
 # Small enough that in the densest metro the first box holds a page (about 80 listings per
 # km box at 1M synthetic listings); sparse places widen fast by the density estimate below.
 FIRST_BOX_KM = 1.5
 # Counting every match in a dense metro costs more than patients gain from it: results show
 # "100+" and five pages of the nearest; filters narrow the rest.
 TOTAL_CAP = 100
-
-
-def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance on geopy's earth radius (the haversine form: the same number as
-    geopy's great_circle to within 1e-9, and cheaper). `nearest` inlines this arithmetic."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    s_dlat = math.sin((p2 - p1) / 2)
-    s_dlon = math.sin(math.radians(lon2 - lon1) / 2)
-    a = s_dlat * s_dlat + math.cos(p1) * math.cos(p2) * s_dlon * s_dlon
-    return DIAMETER * math.asin(math.sqrt(min(1.0, a)))
-
-
-DIAMETER = 2 * EARTH_RADIUS
-
-
-@dataclass(frozen=True)
-class Box:
-    south: float
-    north: float
-    west: float
-    east: float  # east < west means the box crosses the antimeridian
-
-
-def box_around(lat: float, lon: float, km: float) -> Box:
-    dlat = math.degrees(km / EARTH_RADIUS)
-    south, north = max(-90.0, lat - dlat), min(90.0, lat + dlat)
-    if north >= 90.0 or south <= -90.0 or math.cos(math.radians(lat)) < 1e-6:
-        return Box(south, north, -180.0, 180.0)
-    # The widest longitude span of the circle is at the latitude closest to a pole.
-    dlon = math.degrees(km / (EARTH_RADIUS * math.cos(math.radians(max(abs(south), abs(north))))))
-    if dlon >= 180.0:
-        return Box(south, north, -180.0, 180.0)
-    west, east = lon - dlon, lon + dlon
-    if west < -180.0:
-        west += 360.0
-    if east > 180.0:
-        east -= 360.0
-    return Box(south, north, west, east)
 
 
 class Criteria:
@@ -213,7 +174,7 @@ def sql_distance_km(lat: Any, lon: Any) -> ColumnElement[float]:
         func.radians(Listing.lat)
     ) * func.sin(dlon) * func.sin(dlon)
     # min(1, a): rounding can push `a` a hair above 1 for antipodes, and asin(>1) is an error.
-    return 2 * EARTH_RADIUS * func.asin(func.sqrt(case((a > 1.0, 1.0), else_=a)))
+    return DIAMETER * func.asin(func.sqrt(case((a > 1.0, 1.0), else_=a)))
 
 
 @dataclass(frozen=True)

@@ -7,18 +7,14 @@ from datetime import date
 from flask import Flask, current_app
 
 from . import search, vocab
+from .facts import is_stale
 from .listings import detail_url
 from .models import (
-    GUIDANCE_TEXT,
-    PRECISION_TEXT,
-    SR_POLICY_TEXT,
-    STALE_AFTER,
-    STATUS_TEXT,
-    VERIFY_METHOD_TEXT,
     Condition,
     DosageForm,
     vocabulary,
 )
+from .vocabulary import Precision
 
 
 def ago(day: date | None, today: date | None = None) -> str:
@@ -50,10 +46,6 @@ def verified_text(day: date | None) -> str:
     return f"Verified {ago(day)} ({day.isoformat()})"
 
 
-def is_stale(day: date | None) -> bool:
-    return day is None or date.today() - day > STALE_AFTER
-
-
 def month_year(day: date | None) -> str:
     return day.strftime("%B %Y") if day else ""
 
@@ -72,11 +64,7 @@ def init_app(app: Flask) -> None:
         country_name=vocab.country_name,
     )
     app.jinja_env.globals.update(
-        SR_POLICY_TEXT=SR_POLICY_TEXT,
-        STATUS_TEXT=STATUS_TEXT,
-        GUIDANCE_TEXT=GUIDANCE_TEXT,
-        VERIFY_METHOD_TEXT=VERIFY_METHOD_TEXT,
-        PRECISION_TEXT=PRECISION_TEXT,
+        Precision=Precision,
         is_stale=is_stale,
         listing_url=detail_url,
         EMPTY_SEARCH=search.Params(),

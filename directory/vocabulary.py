@@ -1,0 +1,130 @@
+"""Every fixed set of values the directory stores, each value with its plain-words label and
+its tone, in one place.
+
+Models store the values, forms offer `choices()`, templates show `.label` and colour by
+`.tone` (CSS has tone classes, never value selectors), the OpenAPI document lists `values()`.
+Adding a value here is the whole change: nothing else types the values out.
+
+Tones say what a value means for a patient: good (a reason to trust), warn (take care),
+bad (a reason to look elsewhere), unknown (nobody has said), neutral (just a fact).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Self
+
+
+class Tone(StrEnum):
+    GOOD = "good"
+    WARN = "warn"
+    BAD = "bad"
+    UNKNOWN = "unknown"
+    NEUTRAL = "neutral"
+
+
+class Term(StrEnum):
+    """A stored value with its label and tone: `Status.CLOSED.label`, `.tone`."""
+
+    _value_: str
+    label: str
+    tone: Tone
+
+    def __new__(cls, value: str, label: str, tone: Tone = Tone.NEUTRAL) -> Self:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.label = label
+        member.tone = tone
+        return member
+
+    @classmethod
+    def values(cls) -> list[str]:
+        return [m.value for m in cls]
+
+    @classmethod
+    def choices(cls) -> list[tuple[str, str]]:
+        """(value, label) pairs for a WTForms SelectField or RadioField."""
+        return [(m.value, m.label) for m in cls]
+
+    @classmethod
+    def parse(cls, value: object) -> Self | None:
+        """The member for a value typed by a person or read from a file, or None."""
+        text = str(value)
+        return next((m for m in cls if m.value == text), None)
+
+
+class Kind(Term):
+    PHARMACY = "pharmacy", "Pharmacy"
+    PRESCRIBER = "prescriber", "Prescriber"
+
+
+class Precision(Term):
+    """How exactly a map pin stands for its place ("Map pin placed by street address")."""
+
+    COORDINATES = "coordinates", "exact point"
+    ADDRESS = "address", "street address"
+    POSTAL_CODE = "postal_code", "postal code area"
+    CITY = "city", "city"
+    REGION = "region", "state or country"
+
+
+class SRPolicy(Term):
+    IR_ONLY = "ir_only", "Makes immediate-release LDN only", Tone.GOOD
+    SR_ON_REQUEST = (
+        "sr_on_request",
+        "Makes slow-release LDN only when a prescription asks for it",
+        Tone.WARN,
+    )
+    SR_DEFAULT = "sr_default", "Makes slow-release LDN unless told otherwise", Tone.BAD
+    UNKNOWN = "unknown", "We don't know whether it makes slow-release LDN", Tone.UNKNOWN
+
+
+class Status(Term):
+    OPEN = "open", "Open", Tone.GOOD
+    TEMPORARILY_CLOSED = "temporarily_closed", "Temporarily closed", Tone.WARN
+    CLOSED = "closed", "Closed", Tone.BAD
+
+
+class Guidance(Term):
+    """What the curated lists say of a filler, worst last (the order matters: see
+    ListingFacts.worst_filler_guidance)."""
+
+    FINE = "fine", "Fine", Tone.GOOD
+    CAUTION = "caution", "Take care", Tone.WARN
+    ADVISED_AGAINST = "advised_against", "Advised against", Tone.BAD
+
+
+class FlagType(Term):
+    CURATED_LIST = "curated_list", "On a curated list", Tone.GOOD
+    ACCREDITATION = "accreditation", "Accreditation", Tone.GOOD
+    PROBLEM_REPORT = "problem_report", "Problem report", Tone.BAD
+
+
+class VerifyMethod(Term):
+    """How a moderator checked; the label finishes "Verified 3 months ago …"."""
+
+    PHONE = "phone", "by phone"
+    WEBSITE = "website", "from its website"
+    IN_PERSON = "in_person", "in person"
+
+
+class RegionRole(Term):
+    SHIPS_TO = "ships_to", "Ships to"
+    LICENSED_IN = "licensed_in", "Licensed in"
+
+
+class Role(Term):
+    MODERATOR = "moderator", "Moderator"
+    ADMIN = "admin", "Admin"
+
+
+class SubmissionType(Term):
+    NEW = "new", "New listing"
+    CORRECTION = "correction", "Correction"
+
+
+class SubmissionStatus(Term):
+    PENDING = "pending", "Waiting for review", Tone.WARN
+    APPROVED = "approved", "Approved", Tone.GOOD
+    REJECTED = "rejected", "Rejected", Tone.BAD
+    MERGED = "merged", "Merged into a listing", Tone.NEUTRAL
