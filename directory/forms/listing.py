@@ -1,5 +1,6 @@
-"""WTForms classes. Forms turn request data into the plain listing dict (directory/listings.py)
-and back; they hold no rules beyond checking what one person typed."""
+"""The public listing forms (suggest a listing, suggest a correction). They turn request data
+into the plain listing dict (directory/listings.py) and back; they hold no rules beyond
+checking what one person typed."""
 
 from __future__ import annotations
 
@@ -8,15 +9,10 @@ from typing import Any
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
-    DateField,
-    DecimalField,
     EmailField,
     Field,
-    HiddenField,
-    PasswordField,
     RadioField,
     SelectField,
-    SelectMultipleField,
     StringField,
     TextAreaField,
     URLField,
@@ -26,45 +22,16 @@ from wtforms.validators import (
     Email,
     InputRequired,
     Length,
-    NumberRange,
     Optional,
     StopValidation,
     ValidationError,
 )
-from wtforms.widgets import CheckboxInput, ListWidget
 
-from . import validation, vocab
-from .models import (
-    FlagType,
+from .. import validation, vocab
+from ..models import (
     SRPolicy,
-    Status,
 )
-
-
-class MultiCheckboxField(SelectMultipleField):
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
-
-    def pre_validate(self, form: Any) -> None:
-        # Unknown codes (a forged request) get a message, not a crash.
-        known = {value for value, _label in (self.choices or [])}  # type: ignore[misc]
-        unknown = [v for v in (self.data or []) if v not in known]
-        if unknown:
-            raise ValidationError("Please choose from the list.")
-
-
-def _strip(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
-
-
-def _none_if_empty(value: Any) -> Any:
-    value = _strip(value)
-    return value or None
-
-
-STRIP = [_strip]
-TRI_STATE = [("yes", "Yes"), ("no", "No"), ("unknown", "Don't know")]
-COUNTRY_HINT = "Two-letter country code, e.g. US, GB, CA."
+from .fields import COUNTRY_HINT, STRIP, TRI_STATE, MultiCheckboxField
 
 
 class Honeypot(StringField):
@@ -220,7 +187,7 @@ class PharmacyForm(ListingForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        from .models import DosageForm, Filler, vocabulary
+        from ..models import DosageForm, Filler, vocabulary
 
         self.dosage_forms.choices = [(d.code, d.name) for d in vocabulary(DosageForm)]
         self.fillers.choices = [(f.code, f.name) for f in vocabulary(Filler)]
@@ -338,7 +305,7 @@ class PrescriberForm(ListingForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        from .models import Condition, vocabulary
+        from ..models import Condition, vocabulary
 
         self.licensed_in.choices = _states()
         self.conditions.choices = [(c.code, c.name) for c in vocabulary(Condition)]
@@ -467,81 +434,3 @@ def form_class(kind: str, *, correction: bool = False) -> type[PharmacyForm] | t
     if kind == "pharmacy":
         return PharmacyCorrectionForm if correction else NewPharmacyForm
     return PrescriberCorrectionForm if correction else NewPrescriberForm
-
-
-# --- moderators -------------------------------------------------------------------------------
-
-
-class LoginForm(FlaskForm):
-    username = StringField(
-        "Name",
-        validators=[DataRequired("Enter your moderator name."), Length(max=60)],
-        filters=STRIP,
-    )
-    password = PasswordField(
-        "Password", validators=[DataRequired("Enter your password."), Length(max=200)]
-    )
-    next = HiddenField()
-
-
-class ReasonForm(FlaskForm):
-    reason = TextAreaField(
-        "Reason (recorded in the history)",
-        validators=[DataRequired("Please give a reason."), Length(max=2000)],
-        filters=STRIP,
-    )
-
-
-class ActionForm(FlaskForm):
-    """A bare form for one-click actions: its only job is the CSRF token."""
-
-
-class VerifyForm(FlaskForm):
-    method = RadioField(
-        "How did you check?",
-        choices=[("phone", "By phone"), ("website", "On its website"), ("in_person", "In person")],
-        validators=[InputRequired("Choose how you checked.")],
-    )
-    verified_on = DateField(
-        "Date you checked", validators=[InputRequired("Enter the date you checked.")]
-    )
-    note = StringField("Note (optional)", validators=[Optional(), Length(max=500)], filters=STRIP)
-
-
-class FlagForm(FlaskForm):
-    type = SelectField("Kind", choices=[(t.value, t.value.replace("_", " ")) for t in FlagType])
-    label = StringField("What it says", validators=[DataRequired(), Length(max=200)], filters=STRIP)
-    source = StringField("Who says so", validators=[DataRequired(), Length(max=200)], filters=STRIP)
-    as_of = DateField("As of", validators=[InputRequired("Enter the date of the source.")])
-    url = URLField("Link (optional)", validators=[Optional(), Length(max=300)], filters=STRIP)
-
-    def validate_url(self, field: Field) -> None:
-        if field.data:
-            problem = validation.url_problem(field.data)
-            if problem:
-                raise ValidationError(problem)
-
-
-class StatusForm(FlaskForm):
-    status = SelectField("Status", choices=Status.choices())
-    reason = TextAreaField(
-        "Reason",
-        validators=[DataRequired("Please give a reason."), Length(max=2000)],
-        filters=STRIP,
-    )
-
-
-class PinForm(FlaskForm):
-    lat = DecimalField("Latitude", places=6, validators=[InputRequired(), NumberRange(-90, 90)])
-    lon = DecimalField("Longitude", places=6, validators=[InputRequired(), NumberRange(-180, 180)])
-
-
-class AccountForm(FlaskForm):
-    username = StringField(
-        "Name", validators=[DataRequired(), Length(min=2, max=60)], filters=STRIP
-    )
-    password = PasswordField(
-        "Password (at least 12 characters)",
-        validators=[DataRequired(), Length(min=12, max=200, message="At least 12 characters.")],
-    )
-    role = SelectField("Role", choices=[("moderator", "Moderator"), ("admin", "Admin")])

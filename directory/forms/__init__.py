@@ -1,0 +1,41 @@
+"""WTForms classes, a module per audience: the public listing forms, the moderators' forms
+(and the search form). Forms turn request data into typed values and give each field its
+message; the rules they check live in validation.py, geomath.py and the vocabulary."""
+
+from .listing import (
+    NewPharmacyForm,
+    NewPrescriberForm,
+    PharmacyCorrectionForm,
+    PharmacyForm,
+    PrescriberCorrectionForm,
+    PrescriberForm,
+    form_class,
+)
+from .moderation import (
+    AccountForm,
+    ActionForm,
+    FlagForm,
+    LoginForm,
+    PinForm,
+    ReasonForm,
+    StatusForm,
+    VerifyForm,
+)
+
+__all__ = [
+    "AccountForm",
+    "ActionForm",
+    "FlagForm",
+    "LoginForm",
+    "NewPharmacyForm",
+    "NewPrescriberForm",
+    "PharmacyCorrectionForm",
+    "PharmacyForm",
+    "PinForm",
+    "PrescriberCorrectionForm",
+    "PrescriberForm",
+    "ReasonForm",
+    "StatusForm",
+    "VerifyForm",
+    "form_class",
+]
