@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy.exc import ArgumentError
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, Map
 
 from .config import ConfigError, from_environment
 from .json_provider import OrjsonProvider
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class BoundedInt(IntegerConverter):
-    def __init__(self, map, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max", 2**63 - 1)
         super().__init__(map, *args, **kwargs)
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from .extensions import db
 
@@ -29,7 +30,7 @@ def configure_engine(engine: Engine) -> None:
         return
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection: Any, _record: object) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin (the driver's own
         # implicit BEGIN is always deferred).
         dbapi_connection.isolation_level = None
@@ -41,7 +42,7 @@ def configure_engine(engine: Engine) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+    def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if _immediate.get() else "BEGIN")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -25,13 +26,13 @@ def wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
-def json_error(status: int, code: str, message: str, **extra: object):  # type: ignore[no-untyped-def]
+def json_error(status: int, code: str, message: str, **extra: object) -> ResponseReturnValue:
     body: dict[str, object] = {"code": code, "message": message}
     body.update(extra)
     return jsonify(error=body), status
 
 
-def _render(status: int, message: str | None = None):  # type: ignore[no-untyped-def]
+def _render(status: int, message: str | None = None) -> ResponseReturnValue:
     text = message or MESSAGES.get(status, MESSAGES[400])
     if wants_json():
         return json_error(status, f"http_{status}", text)
@@ -41,7 +42,7 @@ def _render(status: int, message: str | None = None):  # type: ignore[no-untyped
 
 def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
-    def _csrf(exc: CSRFError):  # type: ignore[no-untyped-def]
+    def _csrf(exc: CSRFError) -> ResponseReturnValue:
         return _render(
             400,
             "This form had expired or was sent from somewhere else. Nothing was saved. "
@@ -49,7 +50,7 @@ def init_app(app: Flask) -> None:
         )
 
     @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def _http(exc: HTTPException) -> ResponseReturnValue:
         if isinstance(exc, InternalServerError):
             return _server_error(exc)
         status = exc.code or 500
@@ -62,7 +63,7 @@ def init_app(app: Flask) -> None:
         return _render(status, message)
 
     @app.errorhandler(Exception)
-    def _server_error(exc: Exception):  # type: ignore[no-untyped-def]
+    def _server_error(exc: Exception) -> ResponseReturnValue:
         if isinstance(exc, HTTPException) and not isinstance(exc, InternalServerError):
             return _http(exc)
         original = getattr(exc, "original_exception", exc)

@@ -9,7 +9,7 @@ in (id, kind, name first), which reads better than sorted.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from flask import Response
@@ -41,4 +41,7 @@ class OrjsonProvider(DefaultJSONProvider):
         obj = self._prepare_response_obj(args, kwargs)
         indent = (self.compact is None and self._app.debug) or self.compact is False
         body = self._encode(obj, indent=indent) + b"\n"
-        return self._app.response_class(body, mimetype=self.mimetype)
+        # Flask's stub types response_class as Werkzeug's sans-IO base, whose first argument
+        # is a status; at run time it is flask.Response, which takes the body.
+        response_class = cast(type[Response], self._app.response_class)
+        return response_class(body, mimetype=self.mimetype)

@@ -7,7 +7,7 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, request
+from flask import Flask, Response, abort, request
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -49,20 +49,19 @@ def init_app(app: Flask) -> None:
     csp = _csp(app)
 
     @app.before_request
-    def _refuse_nul_bytes():  # type: ignore[no-untyped-def]
+    def _refuse_nul_bytes() -> None:
         # No field anywhere has a use for NUL, and PostgreSQL refuses to store it: say so
         # up front (400) rather than fail deep in the database driver.
-        for values in (
-            request.args,
-            request.form if request.mimetype != "application/json" else {},
-        ):
+        sources = [request.args]
+        if request.mimetype != "application/json":
+            sources.append(request.form)
+        for values in sources:
             for key, value in values.items(multi=True):
                 if "\x00" in key or "\x00" in value:
                     abort(400, "The request contained a character we can't accept (NUL).")
-        return None
 
     @app.after_request
-    def _headers(response):  # type: ignore[no-untyped-def]
+    def _headers(response: Response) -> Response:
         h = response.headers
         h.setdefault("Content-Security-Policy", csp)
         h.setdefault("X-Content-Type-Options", "nosniff")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
 
 from .. import moderation
 from ..extensions import limiter
@@ -23,26 +24,26 @@ limit_posts = limiter.limit(_submission_limit, methods=["POST"], scope="public-s
 
 
 @bp.get("/")
-def choose():  # type: ignore[no-untyped-def]
+def choose() -> ResponseReturnValue:
     return render_template("submit/choose.html")
 
 
 @bp.route("/<any(pharmacy, prescriber):kind>", methods=["GET", "POST"])
 @limit_posts
-def new_listing(kind: str):  # type: ignore[no-untyped-def]
+def new_listing(kind: str) -> ResponseReturnValue:
     return _form_page(Kind(kind), None)
 
 
 @bp.route("/correction/<int:listing_id>", methods=["GET", "POST"])
 @limit_posts
-def correction(listing_id: int):  # type: ignore[no-untyped-def]
+def correction(listing_id: int) -> ResponseReturnValue:
     listing: Listing | None = public_listing(listing_id)
     if listing is None:
         abort(404)
     return _form_page(listing.kind, listing)
 
 
-def _form_page(kind: Kind, listing: Listing | None):  # type: ignore[no-untyped-def]
+def _form_page(kind: Kind, listing: Listing | None) -> ResponseReturnValue:
     """The suggestion form (a correction when `listing` is given): show it, or store what was
     sent as pending and show the reference; on an error, show every message and keep it all."""
     form = form_class(kind.value, correction=listing is not None)()
@@ -65,7 +66,7 @@ def _form_page(kind: Kind, listing: Listing | None):  # type: ignore[no-untyped-
 
 
 @bp.get("/sent/<reference>")
-def sent(reference: str):  # type: ignore[no-untyped-def]
+def sent(reference: str) -> ResponseReturnValue:
     # The page shows only the reference back: nothing of what was sent, so guessing one
     # reveals nothing.
     if not (reference.startswith("LDN-") and len(reference) == 10 and reference[4:].isalnum()):
