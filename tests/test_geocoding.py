@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import runpy
 import shutil
 import sqlite3
 import subprocess
@@ -1024,3 +1025,31 @@ def test_online_never_used_for_coordinates_or_reverse(nominatim: FakeNominatim) 
     assert geo.reverse_label(47.6, -122.3).label == "near Seattle, WA"
     assert geo.suggestions("Birmingam")
     assert nominatim.requests == []
+
+
+def test_gunicorn_workers_open_the_gazetteer_as_they_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    opened = threading.Event()
+    monkeypatch.setattr(OfflineGeocoder, "preload", lambda self: opened.set())
+    config["post_worker_init"](None)
+    assert opened.wait(10)
+
+
+IMPORT_WSGI = """
+import os, sys, threading
+os.environ.update(DIRECTORY_ENV="development", DATABASE_URL="sqlite:///" + sys.argv[1])
+sys.argv[0] = "gunicorn"  # what wsgi.py once looked for before it started a thread
+started = []
+threading.Thread.start = lambda thread: started.append(thread.name)
+import wsgi
+print("gazetteer" in started)
+"""
+
+
+def test_importing_wsgi_only_builds_the_app(tmp_path: Path) -> None:
+    worker = run_python(IMPORT_WSGI, str(tmp_path / "app.db"), stdout=subprocess.PIPE)
+    output, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 0
+    assert output.splitlines() == ["False"]
