@@ -171,7 +171,7 @@ def time_search(
     os.environ.setdefault("SECRET_KEY", "bench")  # else a testing app writes instance/secret_key
     from directory import create_app
     from directory.extensions import db
-    from directory.geo import geocoder
+    from directory.geocoding.app import geocoder
 
     app = create_app(
         {"SQLALCHEMY_DATABASE_URI": database_url(db_file), "SECRET_KEY": "bench", "TESTING": True}

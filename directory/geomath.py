@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import SupportsFloat
 
 from geopy.distance import EARTH_RADIUS
 
 KM_PER_MILE = 1.609344
-LAT_RANGE = (-90.0, 90.0)
-LON_RANGE = (-180.0, 180.0)
+# Whole numbers, so that every message, form attribute and schema that shows them reads
+# "-90" rather than "-90.0"; comparisons with floats are the same.
+LAT_RANGE = (-90, 90)
+LON_RANGE = (-180, 180)
 COORDINATES_MESSAGE = "Latitude must be between -90 and 90 and longitude between -180 and 180."
+
+
+# What float() may be given: text from a form or file, or any real number (Decimal too).
+_NUMBER_LIKE = (str, bytes, SupportsFloat)
 
 
 def valid_lat_lon(lat: float, lon: float) -> bool:
@@ -22,8 +29,10 @@ def valid_lat_lon(lat: float, lon: float) -> bool:
 
 def parse_lat_lon(lat: object, lon: object) -> tuple[float, float] | None:
     """Two values as a valid (lat, lon), or None when either is not a number or out of range."""
+    if not (isinstance(lat, _NUMBER_LIKE) and isinstance(lon, _NUMBER_LIKE)):
+        return None
     try:
-        lat_f, lon_f = float(lat), float(lon)  # type: ignore[arg-type]
+        lat_f, lon_f = float(lat), float(lon)
     except (TypeError, ValueError):
         return None
     return (lat_f, lon_f) if valid_lat_lon(lat_f, lon_f) else None

