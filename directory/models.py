@@ -1,7 +1,7 @@
 """The data model.
 
 Published listings (pharmacies and prescribers) live in `listings`; what the public sends lives in
-`submissions` until a moderator acts on it (directory/moderation.py is the only code that turns
+`submissions` until a moderator acts on it (directory/moderation/ is the only code that turns
 one into the other). Vocabularies (fillers, dosage forms, conditions, US states) are tables loaded
 from seeds/, so moderators and tests share one source of truth for codes and their guidance.
 """
