@@ -153,12 +153,26 @@ def init_app(app: Flask) -> None:
     )
     def create_moderator(username: str, admin: bool, password_stdin: bool) -> None:
         """Create a moderator account, or reset an existing account's password."""
+        from . import moderation
+
+        def checked(password: str) -> str:
+            # Asked again, with the reason, rather than failing after the confirmation.
+            try:
+                moderation.check_credentials(password=password)
+            except moderation.InvalidCredentials as exc:
+                raise click.BadParameter(str(exc)) from None
+            return password
+
+        try:
+            moderation.check_credentials(username=username)
+        except moderation.InvalidCredentials as exc:
+            _fail(str(exc))
         if password_stdin:
             password = sys.stdin.readline().rstrip("\n")
         else:
-            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-        from . import moderation
-
+            password = click.prompt(
+                "Password", hide_input=True, confirmation_prompt=True, value_proc=checked
+            )
         try:
             user, created = moderation.save_account(
                 username, password, Role.ADMIN if admin else None, actor_label="cli"

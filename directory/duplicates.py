@@ -82,17 +82,18 @@ def find(
         select(Submission).where(Submission.status == SubmissionStatus.PENDING)
     )
     for sub in pending:
-        other = sub.data or {}
-        if npi and other.get("npi") == npi:
+        sent: dict[str, Any] = sub.data or {}
+        if npi and sent.get("npi") == npi:
             add("submission", sub.id, "same NPI")
-        if digits and phone_digits(other.get("phone")) == digits:
+        if digits and phone_digits(sent.get("phone")) == digits:
             add("submission", sub.id, "same phone")
         op = sub.place or {}
         if (
             lat is not None
+            and lon is not None
             and op.get("lat") is not None
             and geomath.distance_km(lat, lon, op["lat"], op["lon"]) <= NEARBY_KM
-            and similar_names(name, other.get("name") or "")
+            and similar_names(name, sent.get("name") or "")
         ):
             add("submission", sub.id, "similar name within 1 km")
     return [

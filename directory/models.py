@@ -1,7 +1,7 @@
 """The data model.
 
 Published listings (pharmacies and prescribers) live in `listings`; what the public sends lives in
-`submissions` until a moderator acts on it (directory/moderation.py is the only code that turns
+`submissions` until a moderator acts on it (directory/moderation/ is the only code that turns
 one into the other). Vocabularies (fillers, dosage forms, conditions, US states) are tables loaded
 from seeds/, so moderators and tests share one source of truth for codes and their guidance.
 """
@@ -325,11 +325,11 @@ class User(UserMixin, Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
 
-    MIN_PASSWORD_LENGTH = 12
-
     def set_password(self, password: str) -> None:
-        if len(password) < self.MIN_PASSWORD_LENGTH:
-            raise ValueError(f"Passwords need at least {self.MIN_PASSWORD_LENGTH} characters.")
+        # The rule's home imports this module, so it is looked up when first needed.
+        from .moderation.accounts import check_credentials
+
+        check_credentials(password=password)  # a ValueError when the rules refuse it
         self.password_hash = generate_password_hash(password, method="scrypt")
         self.session_version = (self.session_version or 0) + 1
 

@@ -155,6 +155,48 @@ def test_passwords_are_hashed_and_at_least_12_characters(app) -> None:
         user.set_password("short")
 
 
+def test_name_and_password_rules_have_one_home(app, client) -> None:
+    """The model, save_account (so the CLI) and the accounts form all refuse the same things."""
+    from directory import moderation
+    from directory.models import Role
+
+    assert (moderation.USERNAME_MIN, moderation.PASSWORD_MIN) == (2, 12)
+    eleven, twelve = "x" * 11, "x" * 12
+    with pytest.raises(moderation.InvalidCredentials, match="at least 12"):
+        moderation.save_account("alice", eleven, Role.MODERATOR)
+    with pytest.raises(moderation.InvalidCredentials, match="2 to 60"):
+        moderation.save_account(" a ", twelve, Role.MODERATOR)
+    with pytest.raises(moderation.InvalidCredentials, match="at most 200"):
+        moderation.save_account("alice", "x" * 201, Role.MODERATOR)
+    assert moderation.save_account("al", twelve, Role.MODERATOR)[1]
+
+    builders.user("boss", PASSWORD, "admin")
+    login(client, "boss")
+    for name, password, message in (
+        ("a", PASSWORD, moderation.USERNAME_MESSAGE),
+        ("carol", eleven, moderation.PASSWORD_SHORT),
+    ):
+        response = client.post(
+            "/moderation/accounts", data={"username": name, "password": password, "role": "admin"}
+        )
+        assert response.status_code == 400
+        assert message in response.get_data(as_text=True).replace("&#39;", "'")
+    response = client.post(
+        "/moderation/accounts", data={"username": "carol", "password": twelve, "role": "nobody"}
+    )
+    assert response.status_code == 400
+
+
+def test_sign_in_records_the_time(client) -> None:
+    user = builders.user("mod")
+    assert user.last_login_at is None
+    assert login(client).status_code == 303
+    from directory.extensions import db
+
+    db.session.refresh(user)
+    assert user.last_login_at is not None
+
+
 def test_failed_logins_are_throttled_per_client_and_per_account(database_url) -> None:
     app = make_app(database_url, RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="3 per hour")
     with app.app_context():
@@ -196,6 +238,24 @@ def test_create_moderator_command_reads_password_from_stdin(runner) -> None:
     short = runner.invoke(args=["create-moderator", "bob", "--password-stdin"], input="short\n")
     assert short.exit_code == 1
     assert "at least 12 characters" in short.output
+
+
+def test_create_moderator_command_applies_the_same_rules(runner) -> None:
+    from sqlalchemy import select
+
+    from directory.extensions import db
+    from directory.models import User
+
+    short_name = runner.invoke(args=["create-moderator", "a", "--password-stdin"], input=PASSWORD)
+    assert short_name.exit_code == 1 and "2 to 60 characters" in short_name.output
+    # Typed at the prompt, a short password is explained and asked for again.
+    typed = runner.invoke(
+        args=["create-moderator", "dora"], input=f"short\n{PASSWORD}\n{PASSWORD}\n"
+    )
+    assert typed.exit_code == 0, typed.output
+    assert "at least 12 characters" in typed.output
+    user = db.session.scalar(select(User).where(User.username == "dora"))
+    assert user is not None and user.check_password(PASSWORD)
 
 
 def test_session_cookie_flags_outside_development(database_url) -> None:

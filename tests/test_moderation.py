@@ -1,5 +1,6 @@
 """Moderation decisions: their effect on published data and on the audit trail."""
 
+import re
 import threading
 from datetime import date, timedelta
 
@@ -10,6 +11,7 @@ from sqlalchemy import func, select, text
 from directory import moderation
 from directory.extensions import db
 from directory.geocoding import Geocoding
+from directory.listings import to_data
 from directory.models import AuditEntry, Kind, Listing, Submission, SubmissionStatus
 from tests import builders
 from tests.conftest import make_app
@@ -103,7 +105,7 @@ def test_hand_set_pin_wins(app, mod) -> None:
 def test_correction_applies_only_the_chosen_fields(app, mod) -> None:
     p = builders.pharmacy(name="Old Name", phone="(205) 555-0100", sr_policy="unknown")
     data = {
-        **moderation.to_data(p),
+        **to_data(p),
         "name": "New Name",
         "sr_policy": "ir_only",
         "phone": "(205) 555-0111",
@@ -277,7 +279,7 @@ def test_review_page_shows_values_pin_duplicates_and_private_contact(signed_in) 
 
 def test_correction_review_shows_a_side_by_side_diff(signed_in) -> None:
     p = builders.pharmacy(name="Old Name")
-    data = {**moderation.to_data(p), "name": "New Name"}
+    data = {**to_data(p), "name": "New Name"}
     sub, _ = moderation.submit(
         listing_kind=Kind.PHARMACY,
         listing=p,
@@ -290,7 +292,9 @@ def test_correction_review_shows_a_side_by_side_diff(signed_in) -> None:
     assert row.select_one("th").get_text(strip=True) == "Name"
     assert row.select_one("td.before").get_text(strip=True) == "Old Name"
     assert row.select_one("td.after").get_text(strip=True) == "New Name"
-    assert row.select_one("input[name=fields][value=name]").has_attr("checked")
+    # Each proposed change is ticked in the approve form; unchanged fields aren't offered.
+    ticks = html.select("#approve-form input[name=fields]")
+    assert [(t["value"], t.has_attr("checked")) for t in ticks] == [("name", True)]
 
 
 def test_approve_through_the_page_and_a_stale_second_click(signed_in) -> None:
@@ -323,16 +327,199 @@ def test_unknown_ids_are_404_not_500(signed_in) -> None:
     assert signed_in.post("/moderation/listings/999/verify").status_code == 404
 
 
+def error_next_to(html: BeautifulSoup, field_id: str) -> str:
+    """The error message shown with the field whose input has this id."""
+    box = html.select_one(f"#{field_id}").find_parent(class_="has-error")
+    assert box is not None, f"no error shown next to #{field_id}"
+    return box.select_one(".error").get_text(" ", strip=True)
+
+
 def test_bad_pin_is_refused_with_a_message(signed_in) -> None:
     sub = submit_new()
     response = signed_in.post(
-        f"/moderation/submissions/{sub.id}/approve",
-        data={"lat": "north", "lon": "1"},
-        follow_redirects=True,
+        f"/moderation/submissions/{sub.id}/approve", data={"lat": "north", "lon": "1"}
     )
-    assert "must both be numbers" in response.get_data(as_text=True)
+    assert response.status_code == 400
+    html = page(response)
+    assert "must both be numbers" in error_next_to(html, "lat")
+    assert html.select_one("#lat")["value"] == "north"  # what was typed is kept
+    assert html.select_one("#lon")["value"] == "1"
     db.session.refresh(sub)
     assert sub.status == SubmissionStatus.PENDING
+
+
+@pytest.mark.parametrize(
+    ("data", "field_id", "message"),
+    [
+        ({"lat": "abc", "lon": "-86.8"}, "lat", "must both be numbers"),
+        ({"lat": "nan", "lon": "-86.8"}, "lat", "must both be numbers"),
+        ({"lat": "95", "lon": "-86.8"}, "lat", "between -90 and 90"),
+        ({"lat": "33.5", "lon": ""}, "lon", "both latitude and longitude, or neither"),
+        ({"verify_method": "by_carrier_pigeon"}, "verify_method", "Not a valid choice"),
+    ],
+)
+def test_approve_with_bad_input_is_400_with_the_message_by_the_field(
+    signed_in, data, field_id, message
+) -> None:
+    sub = submit_new()
+    response = signed_in.post(f"/moderation/submissions/{sub.id}/approve", data=data)
+    assert response.status_code == 400
+    assert message in error_next_to(page(response), field_id)
+    db.session.refresh(sub)
+    assert sub.status == SubmissionStatus.PENDING
+    assert db.session.scalar(select(func.count()).select_from(Listing)) == 0
+
+
+def test_approve_with_a_pin_through_the_page(signed_in) -> None:
+    sub = submit_new()
+    response = signed_in.post(
+        f"/moderation/submissions/{sub.id}/approve",
+        data={"lat": " 33.5 ", "lon": "-86.81", "verify_method": "website"},
+    )
+    assert response.status_code == 303
+    listing = db.session.scalars(select(Listing)).one()
+    assert (listing.lat, listing.lon, listing.geo_precision.value) == (33.5, -86.81, "coordinates")
+    assert listing.verifications[0].method.value == "website"
+
+
+def test_review_page_offers_every_verify_method_from_the_vocabulary(signed_in) -> None:
+    from directory.models import VerifyMethod
+
+    sub = submit_new()
+    html = page(signed_in.get(f"/moderation/submissions/{sub.id}"))
+    offered = [o["value"] for o in html.select("#approve-form select[name=verify_method] option")]
+    assert offered == ["", *VerifyMethod.values()]
+
+
+def test_merge_into_a_listing_that_does_not_exist_is_400_by_the_field(signed_in) -> None:
+    sub = submit_new()
+    for target, message in (("999", "no listing with that number"), ("abc", "listing number")):
+        response = signed_in.post(
+            f"/moderation/submissions/{sub.id}/merge", data={"listing_id": target}
+        )
+        assert response.status_code == 400
+        html = page(response)
+        assert message in error_next_to(html, "listing_id")
+        assert html.select_one("#listing_id")["value"] == target
+    db.session.refresh(sub)
+    assert sub.status == SubmissionStatus.PENDING
+
+
+def test_merge_through_the_page_offers_the_duplicate(signed_in) -> None:
+    existing = builders.pharmacy(name="Magnolia Compounding", website=None, phone="(205) 555-0142")
+    sub = submit_new()
+    html = page(signed_in.get(f"/moderation/submissions/{sub.id}"))
+    assert html.select_one("#listing_id")["value"] == str(existing.id)
+    assert (
+        f"Magnolia Compounding (#{existing.id})" in html.select_one("#listing_id-hint").get_text()
+    )
+    response = signed_in.post(
+        f"/moderation/submissions/{sub.id}/merge", data={"listing_id": str(existing.id)}
+    )
+    assert response.status_code == 303
+    db.session.refresh(sub)
+    assert sub.status == SubmissionStatus.MERGED
+
+
+def test_review_loads_duplicates_in_two_queries_however_many(app, mod) -> None:
+    from sqlalchemy import event
+
+    others = [
+        builders.pharmacy(name="Magnolia Compounding", phone="(205) 555-0142") for _ in range(3)
+    ]
+    earlier = [
+        submit_new({**NEW_PHARMACY, "name": n})
+        for n in ("Magnolia Compounding Rx", "Magnolia Compounding Inc")
+    ]
+    sub = submit_new({**NEW_PHARMACY, "name": "Magnolia Compounding LLC"})
+    db.session.expire_all()
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        review = moderation.review(sub.id)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert set(review.dup_listings) == {o.id for o in others}
+    assert set(review.dup_subs) == {s.id for s in earlier}
+    # The submission itself, then one IN query for listings and one for submissions (the
+    # listings' own eager loads read other tables, once per batch).
+    main_tables = [re.search(r"\bFROM (listings|submissions)\b", s) for s in statements]
+    assert [m.group(1) for m in main_tables if m] == ["submissions", "listings", "submissions"]
+
+
+def test_unknown_status_is_400_by_the_field(signed_in) -> None:
+    p = builders.pharmacy()
+    response = signed_in.post(
+        f"/moderation/listings/{p.id}/status",
+        data={"status-status": "demolished", "status-reason": "Gone"},
+    )
+    assert response.status_code == 400
+    html = page(response)
+    assert "Not a valid choice" in error_next_to(html, "status-status")
+    assert html.select_one("#status-reason").get_text(strip=True) == "Gone"
+    db.session.refresh(p)
+    assert p.status.value == "open"
+
+
+def test_pin_form_on_the_listing_page(signed_in) -> None:
+    p = builders.pharmacy()
+    bad = signed_in.post(f"/moderation/listings/{p.id}/pin", data={"pin-lat": "91", "pin-lon": ""})
+    assert bad.status_code == 400
+    html = page(bad)
+    assert "between -90 and 90" in error_next_to(html, "pin-lat")
+    assert "Enter the longitude" in error_next_to(html, "pin-lon")
+    ok = signed_in.post(
+        f"/moderation/listings/{p.id}/pin", data={"pin-lat": "33.51", "pin-lon": "-86.79"}
+    )
+    assert ok.status_code == 303
+    db.session.refresh(p)
+    assert (p.lat, p.lon) == (33.51, -86.79)
+
+
+def test_audit_filter_form(signed_in) -> None:
+    from directory.models import User
+
+    builders.user("boss", PASSWORD, "admin")
+    mod = db.session.scalar(select(User).where(User.username == "mod"))
+    a, b = builders.pharmacy(), builders.pharmacy()
+    moderation.set_status(a.id, mod, "closed", "Closed down")
+    moderation.set_status(b.id, mod, "closed", "Closed too")
+    signed_in.post("/logout")
+    signed_in.post("/login", data={"username": "boss", "password": PASSWORD})
+    html = page(signed_in.get(f"/moderation/audit?listing={b.id}&action=status"))
+    assert [td.get_text() for td in html.select("tbody tr td:nth-of-type(5)")] == ["Closed too"]
+    assert html.select_one("#action option[selected]")["value"] == "status"
+    for query, field_id in (("since=2026-13-45", "since"), ("listing=abc", "listing")):
+        bad = signed_in.get(f"/moderation/audit?{query}")
+        assert bad.status_code == 400
+        assert error_next_to(page(bad), field_id)
+        assert signed_in.get(f"/moderation/audit.csv?{query}").status_code == 400
+
+
+def test_an_admin_cannot_deactivate_themself(client) -> None:
+    boss = builders.user("boss", PASSWORD, "admin")
+    with pytest.raises(moderation.ModerationError, match="your own account"):
+        moderation.set_account_active(boss.id, False, actor=boss)
+    client.post("/login", data={"username": "boss", "password": PASSWORD})
+    response = client.post(f"/moderation/accounts/{boss.id}/active")
+    assert response.status_code == 400
+    assert "can't deactivate your own account" in page(response).get_text()
+    db.session.refresh(boss)
+    assert boss.active
+    assert client.post("/moderation/accounts/999/active").status_code == 404
+
+
+def test_an_admin_can_deactivate_someone_else(client) -> None:
+    builders.user("boss", PASSWORD, "admin")
+    other = builders.user("other", PASSWORD)
+    client.post("/login", data={"username": "boss", "password": PASSWORD})
+    assert client.post(f"/moderation/accounts/{other.id}/active").status_code == 303
+    db.session.refresh(other)
+    assert not other.active
 
 
 def test_actions_without_csrf_token_change_nothing(database_url) -> None:

@@ -14,8 +14,11 @@ from .listing import (
 from .moderation import (
     AccountForm,
     ActionForm,
+    ApproveForm,
+    AuditFilterForm,
     FlagForm,
     LoginForm,
+    MergeForm,
     PinForm,
     ReasonForm,
     StatusForm,
@@ -25,8 +28,11 @@ from .moderation import (
 __all__ = [
     "AccountForm",
     "ActionForm",
+    "ApproveForm",
+    "AuditFilterForm",
     "FlagForm",
     "LoginForm",
+    "MergeForm",
     "NewPharmacyForm",
     "NewPrescriberForm",
     "PharmacyCorrectionForm",

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    Response,
     current_app,
     flash,
     redirect,
@@ -14,30 +15,27 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import select
 
-from ..db import writing
-from ..extensions import db, limiter
+from .. import moderation
+from ..extensions import limiter
 from ..forms import LoginForm
-from ..models import User, utcnow
 
 bp = Blueprint("auth", __name__)
 
-# Hashing a password costs the same whether or not the account exists, so response time does
-# not reveal which names are real.
-_DUMMY_HASH = "scrypt:32768:8:1$0000000000000000$" + "0" * 128
-
 
 def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
+    return str(current_app.config["LOGIN_RATE_LIMIT"])
 
 
 def _account_key() -> str:
-    return "account:" + (request.form.get("username") or "").strip().lower()[:60]
+    return (
+        "account:" + (request.form.get("username") or "").strip().lower()[: moderation.USERNAME_MAX]
+    )
 
 
-def _failed(response) -> bool:  # type: ignore[no-untyped-def]
+def _failed(response: Response) -> bool:
     # Only failed attempts use up the budget; a successful sign-in redirects.
     return request.method == "POST" and response.status_code != 303
 
@@ -63,37 +61,26 @@ def safe_next(target: str | None) -> str | None:
     deduct_when=_failed,
     scope="login-account",
 )
-def login():  # type: ignore[no-untyped-def]
+def login() -> ResponseReturnValue:
     if current_user.is_authenticated:
         return redirect(url_for("moderation.queue"))
     form = LoginForm()
     if request.method == "GET":
         form.next.data = safe_next(request.args.get("next"))
     if form.validate_on_submit():
-        user = db.session.scalar(select(User).where(User.username == form.username.data))
-        valid = (
-            user.check_password(form.password.data) if user else _check_dummy(form.password.data)
-        )
-        if user is not None and valid and user.active:
+        user = moderation.authenticate(form.username.data or "", form.password.data or "")
+        if user is not None:
             session.clear()  # a fresh session: nothing from before sign-in carries over
             login_user(user)
-            with writing():
-                db.session.get(User, user.id).last_login_at = utcnow()  # type: ignore[union-attr]
+            moderation.record_sign_in(user)
             return redirect(safe_next(form.next.data) or url_for("moderation.queue"), code=303)
         form.password.errors = ["That name and password don't match an active moderator account."]
     status = 401 if form.errors and request.method == "POST" else 200
     return render_template("auth/login.html", form=form), status
 
 
-def _check_dummy(password: str) -> bool:
-    from werkzeug.security import check_password_hash
-
-    check_password_hash(_DUMMY_HASH, password)
-    return False
-
-
 @bp.post("/logout")
-def logout():  # type: ignore[no-untyped-def]
+def logout() -> ResponseReturnValue:
     logout_user()
     session.clear()
     flash("You are signed out.", "info")

@@ -1,35 +1,40 @@
 """Moderator pages: the queue, review and decisions, listing upkeep, the audit log, accounts.
 
 Every route here requires a signed-in moderator (checked in before_request, so a new route
-can't forget); admin pages also carry @admin_required. The decisions themselves live in
-directory/moderation.py.
+can't forget); admin pages also carry @admin_required. Each view reads a form, calls one
+function of directory/moderation/ and renders; a form with bad input comes back with the
+message next to the field and status 400.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from datetime import date, datetime
+from datetime import date
+from typing import Any, cast
 
 from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     redirect,
     render_template,
     request,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
-from sqlalchemy import select
+from werkzeug.exceptions import NotFound as HTTPNotFound
 
 from .. import moderation
-from ..extensions import db, login_manager
+from ..extensions import login_manager
 from ..forms import (
     AccountForm,
     ActionForm,
+    ApproveForm,
+    AuditFilterForm,
     FlagForm,
+    MergeForm,
     PinForm,
     ReasonForm,
     StatusForm,
@@ -37,17 +42,8 @@ from ..forms import (
     form_class,
 )
 from ..listings import FIELD_LABELS, fields_for
-from ..models import (
-    AuditEntry,
-    Listing,
-    Role,
-    Submission,
-    SubmissionStatus,
-    SubmissionType,
-    User,
-)
+from ..models import Listing, Role, SubmissionStatus, SubmissionType, User
 from ..security import admin_required
-from ..validation import parse_id
 
 bp = Blueprint("moderation", __name__, url_prefix="/moderation")
 
@@ -55,36 +51,34 @@ AUDIT_PAGE = 100
 
 
 @bp.before_request
-def _require_moderator():  # type: ignore[no-untyped-def]
+def _require_moderator() -> ResponseReturnValue | None:
     if not current_user.is_authenticated:
-        return login_manager.unauthorized()
+        return cast(ResponseReturnValue, login_manager.unauthorized())
     return None
 
 
+@bp.context_processor
+def _vocabulary() -> dict[str, Any]:
+    # Templates compare with the members, never with values typed out.
+    return {"SubmissionType": SubmissionType, "SubmissionStatus": SubmissionStatus}
+
+
+@bp.errorhandler(moderation.NotFound)
+def _not_found(exc: moderation.NotFound) -> ResponseReturnValue:
+    # The site's own 404 page; raising from an error handler would end as a 500.
+    return current_app.handle_http_exception(HTTPNotFound())
+
+
 def _user() -> User:
-    return current_user._get_current_object()  # type: ignore[attr-defined,no-any-return]
+    return cast(User, current_user._get_current_object())
 
 
-def _submission_or_404(submission_id: int) -> Submission:
-    sub = db.session.get(Submission, submission_id)
-    if sub is None:
-        abort(404)
-    return sub
-
-
-def _listing_or_404(listing_id: int) -> Listing:
-    listing = db.session.get(Listing, listing_id)
-    if listing is None:
-        abort(404)
-    return listing
-
-
-def _done(message: str, target: str):  # type: ignore[no-untyped-def]
+def _done(message: str, target: str) -> ResponseReturnValue:
     flash(message, "success")
     return redirect(target, code=303)
 
 
-def _refused(exc: moderation.ModerationError, target: str):  # type: ignore[no-untyped-def]
+def _refused(exc: moderation.ModerationError, target: str) -> ResponseReturnValue:
     flash(str(exc), "error")
     return redirect(target, code=303)
 
@@ -93,7 +87,7 @@ def _refused(exc: moderation.ModerationError, target: str):  # type: ignore[no-u
 
 
 @bp.get("/")
-def queue():  # type: ignore[no-untyped-def]
+def queue() -> ResponseReturnValue:
     return render_template(
         "moderation/queue.html",
         counts=moderation.queue_counts(),
@@ -102,72 +96,49 @@ def queue():  # type: ignore[no-untyped-def]
     )
 
 
-def _review_context(sub: Submission, **forms) -> dict:  # type: ignore[no-untyped-def]
-    changes = moderation.diff(sub.listing, sub.data) if sub.listing else []
-    dup_listings = {
-        d["id"]: db.session.get(Listing, d["id"]) for d in sub.duplicates if d["type"] == "listing"
-    }
-    dup_subs = {
-        d["id"]: db.session.get(Submission, d["id"])
-        for d in sub.duplicates
-        if d["type"] == "submission"
-    }
-    context = {
+def _approve_form(review: moderation.Review) -> ApproveForm:
+    return ApproveForm(review.submission.listing_kind, [name for name, _, _ in review.changes])
+
+
+def _review_page(review: moderation.Review, status: int = 200, **forms: Any) -> ResponseReturnValue:
+    sub = review.submission
+    context: dict[str, Any] = {
         "sub": sub,
-        "changes": changes,
+        "changes": review.changes,
         "field_labels": FIELD_LABELS,
         "fields": fields_for(sub.listing_kind),
-        "dup_listings": dup_listings,
-        "dup_subs": dup_subs,
-        "action_form": ActionForm(),
+        "dup_listings": review.dup_listings,
+        "dup_subs": review.dup_subs,
+        "approve_form": _approve_form(review),
         "reason_form": ReasonForm(),
-        "pin_form": PinForm(),
+        "merge_form": MergeForm(review.dup_listings),
     }
     context.update(forms)
-    return context
+    return render_template("moderation/review.html", **context), status
 
 
 @bp.get("/submissions/<int:submission_id>")
-def review(submission_id: int):  # type: ignore[no-untyped-def]
-    sub = _submission_or_404(submission_id)
-    return render_template("moderation/review.html", **_review_context(sub))
-
-
-def _pin_from_request() -> tuple[float, float] | None | str:
-    """The moderator's hand-set pin, None when not given, or a message when it is invalid."""
-    raw_lat, raw_lon = request.form.get("lat", "").strip(), request.form.get("lon", "").strip()
-    if not raw_lat and not raw_lon:
-        return None
-    try:
-        lat, lon = float(raw_lat), float(raw_lon)
-    except ValueError:
-        return "Latitude and longitude must both be numbers."
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        return "Latitude must be -90 to 90 and longitude -180 to 180."
-    return lat, lon
+def review(submission_id: int) -> ResponseReturnValue:
+    return _review_page(moderation.review(submission_id))
 
 
 @bp.post("/submissions/<int:submission_id>/approve")
-def approve(submission_id: int):  # type: ignore[no-untyped-def]
-    sub = _submission_or_404(submission_id)
-    here = url_for(".review", submission_id=sub.id)
-    if not ActionForm().validate_on_submit():
-        abort(400)
-    pin = _pin_from_request()
-    if isinstance(pin, str):
-        flash(pin, "error")
-        return redirect(here, code=303)
-    fields = request.form.getlist("fields") if sub.type == SubmissionType.CORRECTION else None
+def approve(submission_id: int) -> ResponseReturnValue:
+    review = moderation.review(submission_id)
+    sub = review.submission
+    form = _approve_form(review)
+    if not form.validate_on_submit():
+        return _review_page(review, 400, approve_form=form)
     try:
         listing = moderation.approve(
             sub.id,
             _user(),
-            fields=fields,
-            pin=pin,
-            verify_method=request.form.get("verify_method") or None,
+            fields=form.fields.data if sub.type == SubmissionType.CORRECTION else None,
+            pin=form.pin,
+            verify_method=form.verify_method.data or None,
         )
     except moderation.ModerationError as exc:
-        return _refused(exc, here)
+        return _refused(exc, url_for(".review", submission_id=sub.id))
     return _done(
         f"Approved {sub.reference}: it is live.",
         url_for(".listing", listing_id=listing.id),
@@ -175,9 +146,9 @@ def approve(submission_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/submissions/<int:submission_id>/edit", methods=["GET", "POST"])
-def edit(submission_id: int):  # type: ignore[no-untyped-def]
+def edit(submission_id: int) -> ResponseReturnValue:
     """Edit the submitted values, then approve them as edited."""
-    sub = _submission_or_404(submission_id)
+    sub = moderation.get_submission(submission_id)
     form = form_class(sub.listing_kind.value)(prefix="edit")
     if request.method == "GET":
         form.fill(sub.data)
@@ -204,13 +175,12 @@ def edit(submission_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/submissions/<int:submission_id>/reject")
-def reject(submission_id: int):  # type: ignore[no-untyped-def]
-    sub = _submission_or_404(submission_id)
+def reject(submission_id: int) -> ResponseReturnValue:
+    review = moderation.review(submission_id)
     form = ReasonForm()
     if not form.validate_on_submit():
-        return render_template(
-            "moderation/review.html", **_review_context(sub, reason_form=form)
-        ), 400
+        return _review_page(review, 400, reason_form=form)
+    sub = review.submission
     try:
         moderation.reject(sub.id, _user(), form.reason.data)
     except moderation.ModerationError as exc:
@@ -219,19 +189,19 @@ def reject(submission_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/submissions/<int:submission_id>/merge")
-def merge(submission_id: int):  # type: ignore[no-untyped-def]
-    sub = _submission_or_404(submission_id)
-    here = url_for(".review", submission_id=sub.id)
-    if not ActionForm().validate_on_submit():
-        abort(400)
-    target = parse_id(request.form.get("listing_id"))
-    if target is None:
-        flash("Choose the listing to merge into.", "error")
-        return redirect(here, code=303)
+def merge(submission_id: int) -> ResponseReturnValue:
+    review = moderation.review(submission_id)
+    sub = review.submission
+    form = MergeForm(review.dup_listings)
+    if not form.validate_on_submit():
+        return _review_page(review, 400, merge_form=form)
     try:
-        listing = moderation.merge(sub.id, target, _user())
+        listing = moderation.merge(sub.id, form.target, _user())
+    except moderation.AlreadyHandled as exc:
+        return _refused(exc, url_for(".review", submission_id=sub.id))
     except moderation.ModerationError as exc:
-        return _refused(exc, here)
+        form.listing_id.errors = [str(exc)]
+        return _review_page(review, 400, merge_form=form)
     return _done(
         f"Merged {sub.reference} into {listing.name}.", url_for(".listing", listing_id=listing.id)
     )
@@ -240,65 +210,60 @@ def merge(submission_id: int):  # type: ignore[no-untyped-def]
 # --- listing upkeep ---------------------------------------------------------------------------
 
 
-def _listing_context(listing: Listing, **forms) -> dict:  # type: ignore[no-untyped-def]
+def _listing_page(listing: Listing, status: int = 200, **forms: Any) -> ResponseReturnValue:
     verify = VerifyForm(prefix="verify")
     if not verify.verified_on.data:
         verify.verified_on.data = date.today()
-    flag = FlagForm(prefix="flag")
-    status = StatusForm(prefix="status")
-    status.status.data = status.status.data or listing.status.value
-    context = {
+    status_form = StatusForm(prefix="status")
+    status_form.status.data = status_form.status.data or listing.status.value
+    context: dict[str, Any] = {
         "listing": listing,
         "history": moderation.history(listing.id),
         "verify_form": verify,
-        "flag_form": flag,
-        "status_form": status,
+        "flag_form": FlagForm(prefix="flag"),
+        "status_form": status_form,
         "pin_form": PinForm(prefix="pin"),
         "reason_form": ReasonForm(prefix="remove"),
     }
     context.update(forms)
-    return context
+    return render_template("moderation/listing.html", **context), status
 
 
 @bp.get("/listings/<int:listing_id>")
-def listing(listing_id: int):  # type: ignore[no-untyped-def]
-    return render_template(
-        "moderation/listing.html", **_listing_context(_listing_or_404(listing_id))
-    )
-
-
-def _listing_form_failed(listing: Listing, **forms):  # type: ignore[no-untyped-def]
-    return render_template("moderation/listing.html", **_listing_context(listing, **forms)), 400
+def listing(listing_id: int) -> ResponseReturnValue:
+    return _listing_page(moderation.get_listing(listing_id))
 
 
 @bp.post("/listings/<int:listing_id>/verify")
-def verify(listing_id: int):  # type: ignore[no-untyped-def]
-    listing = _listing_or_404(listing_id)
+def verify(listing_id: int) -> ResponseReturnValue:
+    listing = moderation.get_listing(listing_id)
     form = VerifyForm(prefix="verify")
     if not form.validate_on_submit():
-        return _listing_form_failed(listing, verify_form=form)
+        return _listing_page(listing, 400, verify_form=form)
+    assert form.verified_on.data is not None  # InputRequired
     try:
         moderation.mark_verified(
             listing.id, _user(), form.method.data, form.verified_on.data, form.note.data or None
         )
     except moderation.ModerationError as exc:
         form.verified_on.errors = [str(exc)]
-        return _listing_form_failed(listing, verify_form=form)
+        return _listing_page(listing, 400, verify_form=form)
     return _done("Marked as verified.", url_for(".listing", listing_id=listing.id))
 
 
 @bp.post("/listings/<int:listing_id>/flags")
-def add_flag(listing_id: int):  # type: ignore[no-untyped-def]
-    listing = _listing_or_404(listing_id)
+def add_flag(listing_id: int) -> ResponseReturnValue:
+    listing = moderation.get_listing(listing_id)
     form = FlagForm(prefix="flag")
     if not form.validate_on_submit():
-        return _listing_form_failed(listing, flag_form=form)
+        return _listing_page(listing, 400, flag_form=form)
+    assert form.as_of.data is not None  # InputRequired
     moderation.add_flag(
         listing.id,
         _user(),
         type=form.type.data,
-        label=form.label.data,
-        source=form.source.data,
+        label=form.label.data or "",
+        source=form.source.data or "",
         as_of=form.as_of.data,
         url=form.url.data or None,
     )
@@ -306,119 +271,94 @@ def add_flag(listing_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/listings/<int:listing_id>/flags/<int:flag_id>/remove")
-def remove_flag(listing_id: int, flag_id: int):  # type: ignore[no-untyped-def]
-    listing = _listing_or_404(listing_id)
+def remove_flag(listing_id: int, flag_id: int) -> ResponseReturnValue:
+    listing = moderation.get_listing(listing_id)
     form = ReasonForm(prefix="remove")
     if not form.validate_on_submit():
-        return _listing_form_failed(listing, reason_form=form)
+        return _listing_page(listing, 400, reason_form=form)
     try:
-        moderation.remove_flag(listing.id, flag_id, _user(), form.reason.data)
+        moderation.remove_flag(listing.id, flag_id, _user(), form.reason.data or "")
     except moderation.ModerationError as exc:
         return _refused(exc, url_for(".listing", listing_id=listing.id))
     return _done("Flag removed.", url_for(".listing", listing_id=listing.id))
 
 
 @bp.post("/listings/<int:listing_id>/status")
-def set_status(listing_id: int):  # type: ignore[no-untyped-def]
-    listing = _listing_or_404(listing_id)
+def set_status(listing_id: int) -> ResponseReturnValue:
+    listing = moderation.get_listing(listing_id)
     form = StatusForm(prefix="status")
     if not form.validate_on_submit():
-        return _listing_form_failed(listing, status_form=form)
+        return _listing_page(listing, 400, status_form=form)
     try:
-        moderation.set_status(listing.id, _user(), form.status.data, form.reason.data)
+        moderation.set_status(listing.id, _user(), form.status.data, form.reason.data or "")
     except moderation.ModerationError as exc:
         form.status.errors = [str(exc)]
-        return _listing_form_failed(listing, status_form=form)
+        return _listing_page(listing, 400, status_form=form)
     return _done("Status changed.", url_for(".listing", listing_id=listing.id))
 
 
 @bp.post("/listings/<int:listing_id>/pin")
-def set_pin(listing_id: int):  # type: ignore[no-untyped-def]
-    listing = _listing_or_404(listing_id)
+def set_pin(listing_id: int) -> ResponseReturnValue:
+    listing = moderation.get_listing(listing_id)
     form = PinForm(prefix="pin")
-    if not form.validate_on_submit():
-        return _listing_form_failed(listing, pin_form=form)
-    moderation.set_pin(listing.id, _user(), float(form.lat.data), float(form.lon.data))
+    pin = form.pin if form.validate_on_submit() else None
+    if pin is None:
+        return _listing_page(listing, 400, pin_form=form)
+    moderation.set_pin(listing.id, _user(), *pin)
     return _done("Map pin moved.", url_for(".listing", listing_id=listing.id))
 
 
 # --- admins: the audit log and accounts -------------------------------------------------------
 
 
-def _audit_query():  # type: ignore[no-untyped-def]
-    stmt = select(AuditEntry)
-    action = request.args.get("action", "").strip()
-    actor = request.args.get("actor", "").strip()
-    listing_id = request.args.get("listing", "").strip()
-    since = request.args.get("since", "").strip()
-    if action:
-        stmt = stmt.where(AuditEntry.action == action)
-    if actor:
-        stmt = stmt.where(AuditEntry.actor_label == actor)
-    if parse_id(listing_id) is not None:
-        stmt = stmt.where(AuditEntry.listing_id == parse_id(listing_id))
-    if since:
-        try:
-            stmt = stmt.where(AuditEntry.at >= datetime.fromisoformat(since))
-        except ValueError:
-            flash("'Since' must be a date like 2026-11-01.", "error")
-    return stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
-
-
 @bp.get("/audit")
 @admin_required
-def audit():  # type: ignore[no-untyped-def]
-    entries = db.session.scalars(_audit_query().limit(AUDIT_PAGE)).all()
-    actions = db.session.scalars(select(AuditEntry.action).distinct().order_by(AuditEntry.action))
-    return render_template("moderation/audit.html", entries=entries, actions=list(actions))
+def audit() -> ResponseReturnValue:
+    form = AuditFilterForm(request.args)
+    valid = form.validate()
+    log = moderation.audit_log(
+        form.filters() if valid else moderation.AuditFilters(), limit=AUDIT_PAGE
+    )
+    form.offer(log.actions)
+    entries = log.entries if valid else []
+    return render_template("moderation/audit.html", form=form, entries=entries), (
+        200 if valid else 400
+    )
 
 
 @bp.get("/audit.csv")
 @admin_required
-def audit_csv():  # type: ignore[no-untyped-def]
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
-        ["id", "at", "actor", "action", "listing_id", "submission_id", "reason", "before", "after"]
-    )
-    import json
-
-    for e in db.session.scalars(_audit_query()):
-        writer.writerow(
-            [
-                e.id,
-                e.at.isoformat(timespec="seconds"),
-                e.actor_label,
-                e.action,
-                e.listing_id or "",
-                e.submission_id or "",
-                _csv_safe(e.reason or ""),
-                _csv_safe(json.dumps(e.before, sort_keys=True) if e.before else ""),
-                _csv_safe(json.dumps(e.after, sort_keys=True) if e.after else ""),
-            ]
-        )
+def audit_csv() -> ResponseReturnValue:
+    form = AuditFilterForm(request.args)
+    if not form.validate():
+        problems = "; ".join(f"{name}: {' '.join(errs)}" for name, errs in form.errors.items())
+        return Response(problems, status=400, mimetype="text/plain")
     return Response(
-        out.getvalue(),
+        moderation.audit_csv(form.filters()),
         mimetype="text/csv",
         headers={"Content-Disposition": "attachment; filename=ldn-directory-audit.csv"},
     )
 
 
-def _csv_safe(value: str) -> str:
-    # A cell starting with = + - @ is run as a formula by spreadsheet programs.
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+def _accounts_page(form: AccountForm, status: int = 200) -> ResponseReturnValue:
+    return render_template(
+        "moderation/accounts.html",
+        form=form,
+        users=moderation.all_accounts(),
+        action_form=ActionForm(),
+    ), status
 
 
 @bp.route("/accounts", methods=["GET", "POST"])
 @admin_required
-def accounts():  # type: ignore[no-untyped-def]
+def accounts() -> ResponseReturnValue:
     form = AccountForm()
     if form.validate_on_submit():
         try:
             moderation.save_account(
-                form.username.data,
-                form.password.data,
-                Role(form.role.data),
+                form.username.data or "",
+                form.password.data or "",
+                moderation.known(Role, form.role.data),
                 actor=_user(),
                 create_only=True,
             )
@@ -426,22 +366,17 @@ def accounts():  # type: ignore[no-untyped-def]
             form.username.errors = [str(exc)]
         else:
             return _done(f"Created {form.username.data}.", url_for(".accounts"))
-    users = db.session.scalars(select(User).order_by(User.username)).all()
-    return render_template(
-        "moderation/accounts.html", form=form, users=users, action_form=ActionForm()
-    ), (400 if form.errors else 200)
+    return _accounts_page(form, 400 if form.errors else 200)
 
 
 @bp.post("/accounts/<int:user_id>/active")
 @admin_required
-def toggle_active(user_id: int):  # type: ignore[no-untyped-def]
+def toggle_active(user_id: int) -> ResponseReturnValue:
     if not ActionForm().validate_on_submit():
         abort(400)
-    account = db.session.get(User, user_id)
-    if account is None:
-        abort(404)
-    if account.id == _user().id:
-        flash("You can't deactivate your own account.", "error")
-        return redirect(url_for(".accounts"), code=303)
-    moderation.set_account_active(account.id, not account.active, actor=_user())
+    try:
+        moderation.toggle_active(user_id, actor=_user())
+    except moderation.ModerationError as exc:
+        flash(str(exc), "error")
+        return _accounts_page(AccountForm(formdata=None), 400)
     return _done("Account updated.", url_for(".accounts"))

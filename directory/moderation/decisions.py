@@ -1,0 +1,220 @@
+"""Decisions on what the public sent: approve (as sent, edited, or a correction's chosen
+fields), reject with a reason, or merge into a listing that already exists. Of two moderators
+deciding at once exactly one wins (`_claim`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, select, update
+
+from ..db import writing
+from ..extensions import db
+from ..listings import apply_data, to_data
+from ..models import (
+    Listing,
+    Precision,
+    Status,
+    Submission,
+    SubmissionStatus,
+    SubmissionType,
+    User,
+    utcnow,
+)
+from .audit import record
+from .errors import AlreadyHandled, ModerationError
+from .submissions import ADDRESS_FIELDS
+from .upkeep import add_verification, check_pin, get_submission
+
+
+def _claim(
+    submission_id: int, status: SubmissionStatus, moderator: User, reason: str | None
+) -> Submission:
+    """Mark a pending submission handled, atomically. Of two moderators acting at once exactly
+    one gets here; the other gets AlreadyHandled and nothing of theirs is applied."""
+    result = cast(
+        CursorResult[Any],
+        db.session.execute(
+            update(Submission)
+            .where(Submission.id == submission_id, Submission.status == SubmissionStatus.PENDING)
+            .values(status=status, handled_at=utcnow(), handled_by_id=moderator.id, reason=reason)
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    if result.rowcount != 1:
+        existing = db.session.get(Submission, submission_id)
+        if existing is None:
+            raise ModerationError("That submission does not exist.")
+        who = f" by {existing.handled_by.username}" if existing.handled_by else ""
+        raise AlreadyHandled(
+            f"This submission was already {existing.status.value}{who}. Nothing was changed."
+        )
+    sub = get_submission(submission_id)
+    db.session.refresh(sub)
+    return sub
+
+
+def _pin(place: dict[str, Any] | None) -> dict[str, Any]:
+    if not place or place.get("lat") is None:
+        return {}
+    return {
+        "lat": float(place["lat"]),
+        "lon": float(place["lon"]),
+        "geo_precision": place.get("precision") or Precision.CITY.value,
+    }
+
+
+def diff(listing: Listing, data: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(field, published value, proposed value) for each field the proposal changes."""
+    current = to_data(listing)
+    return [
+        (field, current.get(field), value)
+        for field, value in data.items()
+        if field in current and current.get(field) != value
+    ]
+
+
+@dataclass(frozen=True)
+class Review:
+    """What a moderator needs to decide on one submission."""
+
+    submission: Submission
+    changes: list[tuple[str, Any, Any]]  # a correction's diff; empty for a new listing
+    dup_listings: dict[int, Listing]  # possible duplicates still there, by id
+    dup_subs: dict[int, Submission]
+
+
+def review(submission_id: int) -> Review:
+    """The submission, its diff and its possible duplicates (two queries, however many).
+    Raises NotFound."""
+    sub = get_submission(submission_id)
+
+    def ids(kind: str) -> set[int]:
+        return {d["id"] for d in sub.duplicates or [] if d["type"] == kind}
+
+    listing_ids, submission_ids = ids("listing"), ids("submission")
+    dup_listings = (
+        {x.id: x for x in db.session.scalars(select(Listing).where(Listing.id.in_(listing_ids)))}
+        if listing_ids
+        else {}
+    )
+    dup_subs = (
+        {
+            x.id: x
+            for x in db.session.scalars(select(Submission).where(Submission.id.in_(submission_ids)))
+        }
+        if submission_ids
+        else {}
+    )
+    changes = diff(sub.listing, sub.data) if sub.listing else []
+    return Review(sub, changes, dup_listings, dup_subs)
+
+
+def approve(
+    submission_id: int,
+    moderator: User,
+    *,
+    data: dict[str, Any] | None = None,
+    fields: list[str] | None = None,
+    pin: tuple[float, float] | None = None,
+    verify_method: str | None = None,
+) -> Listing:
+    """Publish a new listing, or apply a correction's chosen `fields` to its listing.
+
+    `data` replaces the submitted values (edit then approve); `pin` sets coordinates by hand.
+    """
+    if pin is not None:
+        check_pin(*pin)
+    with writing():
+        sub = _claim(submission_id, SubmissionStatus.APPROVED, moderator, None)
+        values = dict(data if data is not None else sub.data)
+        listing: Listing | None
+        if sub.type == SubmissionType.NEW:
+            listing = Listing(kind=sub.listing_kind)
+            values.setdefault("status", Status.OPEN.value)
+            values.update(_pin(sub.place))
+            before = None
+        else:
+            listing = sub.listing
+            if listing is None:
+                raise ModerationError("The listing this correction is about no longer exists.")
+            before = to_data(listing)
+            chosen = set(fields if fields is not None else [f for f, _, _ in diff(listing, values)])
+            values = {k: v for k, v in values.items() if k in chosen}
+            if chosen & set(ADDRESS_FIELDS):
+                values.update(_pin(sub.place))
+        if pin is not None:
+            values.update(lat=pin[0], lon=pin[1], geo_precision=Precision.COORDINATES.value)
+        apply_data(listing, values)
+        db.session.add(listing)
+        db.session.flush()
+        if verify_method:
+            add_verification(
+                listing,
+                date.today(),
+                verify_method,
+                moderator,
+                note=f"On approving {sub.reference}",
+            )
+        action = "approve_new" if sub.type == SubmissionType.NEW else "approve_correction"
+        record(
+            action,
+            actor=moderator,
+            listing=listing,
+            submission_id=sub.id,
+            before=before,
+            after=to_data(listing),
+        )
+        return listing
+
+
+def reject(submission_id: int, moderator: User, reason: str | None) -> Submission:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ModerationError("A reason is required to reject.")
+    with writing():
+        sub = _claim(submission_id, SubmissionStatus.REJECTED, moderator, reason)
+        record(
+            "reject",
+            actor=moderator,
+            listing=sub.listing,
+            submission_id=sub.id,
+            before={"submitted": sub.data},
+            reason=reason,
+        )
+        return sub
+
+
+def merge(submission_id: int, listing_id: int, moderator: User) -> Listing:
+    """A new-listing submission turns out to be an existing listing: fill in only what the
+    listing is missing, never overwrite published values."""
+    with writing():
+        target = db.session.get(Listing, listing_id)
+        if target is None:
+            raise ModerationError("There is no listing with that number.")
+        sub = _claim(
+            submission_id, SubmissionStatus.MERGED, moderator, f"Merged into listing {listing_id}"
+        )
+        if sub.listing_kind != target.kind:
+            raise ModerationError(
+                "A pharmacy can only be merged into a pharmacy, and a prescriber into a prescriber."
+            )
+        before = to_data(target)
+        missing = {
+            k: v
+            for k, v in sub.data.items()
+            if k in before and before[k] in (None, "", []) and v not in (None, "", [])
+        }
+        apply_data(target, missing)
+        record(
+            "merge",
+            actor=moderator,
+            listing=target,
+            submission_id=sub.id,
+            before=before,
+            after=to_data(target),
+            reason=f"Filled in: {', '.join(sorted(missing)) or 'nothing'}",
+        )
+        return target
