@@ -123,10 +123,28 @@ class FlagField(Field):
         return "1"
 
 
-def _vocabulary_choices(model: type[DosageForm] | type[Condition]) -> Callable[[], list]:
-    # Called only when the choices are read (the page's drop-down, or a search that names
-    # one), so most API searches never query the vocabulary tables.
-    return lambda: [("", "Any"), *((row.code, row.name) for row in vocabulary(model))]
+class VocabularyField(SelectField):
+    """A code from a vocabulary table, or none ("Any"). The table is read only when the
+    choices are (the page's drop-down, or a search that names a code), so most API searches
+    never query it."""
+
+    def __init__(
+        self, label: str, model: type[DosageForm] | type[Condition], applies: str, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            label,
+            description=search.KIND_LABELS[applies].lower(),
+            choices=lambda: [("", "Any"), *((row.code, row.name) for row in vocabulary(model))],
+            validate_choice=False,
+            filters=[none_if_empty],
+            **kwargs,
+        )
+
+    def pre_validate(self, form: Any) -> None:
+        if self.data and self.data not in {choice[0] for choice in self.iter_choices()}:
+            self.data = None
+            what = self.name.replace("_", " ")
+            raise ValidationError(f"Unknown {what}: choose one from the list.")
 
 
 class PlaceField(SearchField):
@@ -189,20 +207,8 @@ _FLAG_FIELDS = {
 
 
 class SearchForm(_WhereAndHowFar):
-    dosage_form = SelectField(
-        "Form of LDN",
-        description=search.KIND_LABELS[search.CHOICE_FILTERS["dosage_form"]].lower(),
-        choices=_vocabulary_choices(DosageForm),
-        validate_choice=False,
-        filters=[none_if_empty],
-    )
-    condition = SelectField(
-        "Condition treated",
-        description=search.KIND_LABELS[search.CHOICE_FILTERS["condition"]].lower(),
-        choices=_vocabulary_choices(Condition),
-        validate_choice=False,
-        filters=[none_if_empty],
-    )
+    dosage_form = VocabularyField("Form of LDN", DosageForm, search.CHOICE_FILTERS["dosage_form"])
+    condition = VocabularyField("Condition treated", Condition, search.CHOICE_FILTERS["condition"])
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> SearchForm:
@@ -261,19 +267,6 @@ class SearchForm(_WhereAndHowFar):
 
     def validate_page(self, field: TypedNumberField) -> None:
         field.check(1, search.MAX_PAGE, PAGE_MESSAGE, PAGE_MESSAGE)
-
-    def validate_dosage_form(self, field: SelectField) -> None:
-        self._known_choice(field)
-
-    def validate_condition(self, field: SelectField) -> None:
-        self._known_choice(field)
-
-    @staticmethod
-    def _known_choice(field: SelectField) -> None:
-        if field.data and field.data not in {choice[0] for choice in field.iter_choices()}:
-            field.data = None
-            what = field.name.replace("_", " ")
-            raise ValidationError(f"Unknown {what}: choose one from the list.")
 
     # --- what the search and the template read -----------------------------------------------
 
