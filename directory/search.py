@@ -56,6 +56,9 @@ DEFAULT_RADIUS = 25.0
 # "Search further away" when nothing is found: this many times the radius, up to MAX_RADIUS.
 WIDER_RADIUS_FACTOR = 4
 ALSO_AVAILABLE_LIMIT = 20
+# The codes of a search that can't be answered (the API's error.code).
+INVALID_PARAMETER = "invalid_parameter"
+PLACE_NOT_FOUND = "place_not_found"
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,7 @@ class SearchError(ValueError):
         self,
         errors: Mapping[str, str],
         *,
-        code: str = "invalid_parameter",
+        code: str = INVALID_PARAMETER,
         suggestions: list[str] | None = None,
     ) -> None:
         super().__init__("; ".join(errors.values()))
@@ -308,7 +311,7 @@ class Outcome:
     params: Params
     result: Result | None = None
     errors: dict[str, str] = field(default_factory=dict)
-    code: str = "invalid_parameter"
+    code: str = INVALID_PARAMETER
     suggestions: list[str] = field(default_factory=list)
 
     @property
@@ -355,7 +358,7 @@ def locate(params: Params, geocoding: Geocoding) -> tuple[Place, list[Place]]:
         suggestions = geocoding.suggestions(params.near)
         raise SearchError(
             {"near": f"We couldn't find '{params.near}'. Try a ZIP code, or a city and state."},
-            code="place_not_found",
+            code=PLACE_NOT_FOUND,
             suggestions=suggestions,
         )
     return places[0], places[1:]

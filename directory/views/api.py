@@ -24,9 +24,10 @@ def search_listings() -> ResponseReturnValue:
     result, params = outcome.result, outcome.params
     if result is None:
         extra: dict[str, Any] = {"fields": outcome.errors}
-        if outcome.code == "place_not_found":
+        not_found = outcome.code == search.PLACE_NOT_FOUND
+        if not_found:
             extra["suggestions"] = outcome.suggestions
-        status = 422 if outcome.code == "place_not_found" else 400
+        status = 422 if not_found else 400
         return json_error(status, outcome.code, outcome.message, **extra)
     origin = result.origin
     return jsonify(
