@@ -16,6 +16,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from . import search, seeding
 from .extensions import db
+from .forms import SearchForm
 from .geo import geocoder
 from .geocoding import ensure_built
 from .listings import public_dict
@@ -102,9 +103,11 @@ def init_app(app: Flask) -> None:
 
     @app.cli.command("search")
     @click.argument("near")
-    @click.option("--radius", default="25", show_default=True)
-    @click.option("--unit", default="mi", show_default=True)
-    @click.option("--kind", default="both", show_default=True)
+    @click.option(
+        "--radius", default=search.format_number(search.DEFAULT_RADIUS), show_default=True
+    )
+    @click.option("--unit", default=search.DEFAULT_UNIT, show_default=True)
+    @click.option("--kind", default=search.BOTH, show_default=True)
     @click.option(
         "--filter",
         "filters",
@@ -115,14 +118,15 @@ def init_app(app: Flask) -> None:
         near: str, radius: str, unit: str, kind: str, filters: tuple[str, ...]
     ) -> None:
         """Search from the command line, exactly as the site does."""
+        # The options are the search form's fields, under the same names as the page's.
         args = {"near": near, "radius": radius, "unit": unit, "kind": kind}
         args.update({name: "1" for name in filters})
-        try:
-            params = search.parse(args, search.vocab_codes())
-            result = search.run(params, geocoder())
-        except search.SearchError as exc:
-            hint = f" Did you mean: {'; '.join(exc.suggestions)}?" if exc.suggestions else ""
-            _fail(f"{exc}{hint}")
+        outcome = search.perform(SearchForm.from_args(args), geocoder())
+        result = outcome.result
+        if result is None:
+            hint = "; ".join(outcome.suggestions)
+            _fail(f"{outcome.message} Did you mean: {hint}?" if hint else outcome.message)
+            return
         click.echo(f"{result.total} within {radius} {unit} of {result.origin.label}:")
         for hit in result.hits:
             click.echo(

@@ -1,22 +1,32 @@
-"""Search: from request-shaped parameters to ranked listings. No Flask request in here.
+"""Search: from a search's parameters to ranked listings. No Flask request in here.
 
-The HTML page, the JSON API and the CLI all call `parse()` then `run()`, so they agree on what
-a valid search is, what each filter means and what the messages say. `run()` answers with
-cards (directory/cards.py), not ORM listings: a search costs a few indexed statements, each
-built once per set of conditions (spatial.Criteria) and run with new values.
+The HTML page, the JSON API and the CLI all bind their input to forms.SearchForm and call
+`perform()`, so they agree on what a valid search is, what each filter means and what the
+messages say. `run()` answers with cards (directory/cards.py), not ORM listings: a search
+costs a few indexed statements, each built once per set of conditions (spatial.Criteria) and
+run with new values.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Float, and_, bindparam, exists, not_, or_, select, union_all
+from sqlalchemy import (
+    ColumnExpressionArgument,
+    Float,
+    and_,
+    bindparam,
+    exists,
+    not_,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import cards, geomath, spatial
@@ -43,22 +53,50 @@ MAX_PAGE = spatial.TOTAL_CAP // PAGE_SIZE
 MIN_RADIUS = 1
 MAX_RADIUS = 500
 DEFAULT_RADIUS = 25.0
-UNITS = {"mi": geomath.KM_PER_MILE, "km": 1.0}
-KINDS = ("both", "pharmacy", "prescriber")
+# "Search further away" when nothing is found: this many times the radius, up to MAX_RADIUS.
+WIDER_RADIUS_FACTOR = 4
 ALSO_AVAILABLE_LIMIT = 20
+# The codes of a search that can't be answered (the API's error.code).
+INVALID_PARAMETER = "invalid_parameter"
+PLACE_NOT_FOUND = "place_not_found"
+
+
+@dataclass(frozen=True)
+class Unit:
+    km: float  # kilometres in one unit
+    name: str
+
+
+UNITS = {"mi": Unit(geomath.KM_PER_MILE, "miles"), "km": Unit(1.0, "kilometres")}
+DEFAULT_UNIT = "mi"
+
+# What a search looks for: both kinds of listing, or one; with the page's words for each.
+BOTH = "both"
+KIND_LABELS: dict[str, str] = {
+    BOTH: "Pharmacies and prescribers",
+    Kind.PHARMACY: "Pharmacies",
+    Kind.PRESCRIBER: "Prescribers",
+}
+KIND_CHOICES = [(str(kind), label) for kind, label in KIND_LABELS.items()]
+KINDS = tuple(str(kind) for kind in KIND_LABELS)
+# "Also available" says who it lists, by what the search looks for.
+ALSO_AVAILABLE_WHO: dict[str, str] = {
+    BOTH: "pharmacies mail LDN, or prescribers see patients by telehealth,",
+    Kind.PHARMACY: "pharmacies mail LDN",
+    Kind.PRESCRIBER: "prescribers see patients by video or phone",
+}
 
 # name -> (applies to, label). Booleans; each is a checkbox on the page and `name=1` in the API.
 FLAG_FILTERS: dict[str, tuple[str, str]] = {
-    "reliable": ("both", "On a curated reliable list"),
-    "verified": ("both", "Checked by a moderator in the last 12 months"),
-    "ir_only": ("pharmacy", "Makes immediate-release LDN only"),
-    "safe_fillers": ("pharmacy", "Known fillers, none advised against"),
-    "telehealth": ("prescriber", "Offers telehealth"),
-    "accepting": ("prescriber", "Accepting new patients"),
+    "reliable": (BOTH, "On a curated reliable list"),
+    "verified": (BOTH, "Checked by a moderator in the last 12 months"),
+    SRPolicy.IR_ONLY.value: (Kind.PHARMACY, SRPolicy.IR_ONLY.label),
+    "safe_fillers": (Kind.PHARMACY, "Known fillers, none advised against"),
+    "telehealth": (Kind.PRESCRIBER, "Offers telehealth"),
+    "accepting": (Kind.PRESCRIBER, "Accepting new patients"),
 }
-CHOICE_FILTERS = ("dosage_form", "condition")
-TRUE_VALUES = {"1", "true", "on", "yes", "y"}
-FALSE_VALUES = {"", "0", "false", "off", "no", "n"}
+# name -> the kind it applies to; the value is a code from the vocabulary table of that name.
+CHOICE_FILTERS: dict[str, Kind] = {"dosage_form": Kind.PHARMACY, "condition": Kind.PRESCRIBER}
 
 
 @dataclass(frozen=True)
@@ -67,8 +105,8 @@ class Params:
     lat: float | None = None
     lon: float | None = None
     radius: float = DEFAULT_RADIUS
-    unit: str = "mi"
-    kind: str = "both"
+    unit: str = DEFAULT_UNIT
+    kind: str = BOTH
     page: int = 1
     filters: frozenset[str] = frozenset()
     dosage_form: str | None = None
@@ -76,12 +114,20 @@ class Params:
 
     @property
     def radius_km(self) -> float:
-        return self.radius * UNITS[self.unit]
+        return self.radius * UNITS[self.unit].km
+
+    @property
+    def radius_text(self) -> str:
+        return format_number(self.radius)
+
+    @property
+    def looking_for(self) -> str:
+        return KIND_LABELS[self.kind]
 
     def query_args(self, **changes: Any) -> dict[str, Any]:
         """The parameters as a query string mapping, for links to other pages or views."""
         p = replace(self, **changes)
-        args: dict[str, Any] = {"radius": _fmt_number(p.radius), "unit": p.unit, "kind": p.kind}
+        args: dict[str, Any] = {"radius": format_number(p.radius), "unit": p.unit, "kind": p.kind}
         if p.lat is not None and p.lon is not None and not p.near:
             args.update(lat=f"{p.lat:.5f}", lon=f"{p.lon:.5f}")
         else:
@@ -96,169 +142,31 @@ class Params:
         return args
 
 
-def _fmt_number(value: float) -> str:
+def format_number(value: float) -> str:
+    """25.0 as "25", 2.5 as "2.5": how a radius is shown and linked."""
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 class SearchError(ValueError):
-    """Bad or unanswerable input. `errors` maps a parameter to a plain message for the user."""
+    """A search that can't be answered. `errors` maps a parameter to a plain message."""
 
     def __init__(
         self,
         errors: Mapping[str, str],
         *,
-        code: str = "invalid_parameter",
+        code: str = INVALID_PARAMETER,
         suggestions: list[str] | None = None,
-        params: Params | None = None,
     ) -> None:
         super().__init__("; ".join(errors.values()))
         self.errors = dict(errors)
         self.code = code
         self.suggestions = suggestions or []
-        self.params = params
-
-
-# Plain decimal numbers only: float() would also take "1_0", "1e-7" and Arabic-Indic digits.
-_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
-# What people type when they mean "where I am": the place search can't answer that, the
-# browser's location can.
-HERE_WORDS = frozenset(
-    {"near me", "me", "here", "nearby", "near", "my location", "current location", "my area"}
-)
-
-
-def _number(raw: str, name: str, errors: dict[str, str], message: str) -> float | None:
-    if not _DECIMAL.fullmatch(raw):
-        errors[name] = message
-        return None
-    return float(raw)
-
-
-def parse(args: Mapping[str, str], vocab_codes: Mapping[str, set[str]] | None = None) -> Params:
-    """Check raw parameters; raise SearchError naming every problem at once."""
-    errors: dict[str, str] = {}
-    near = (args.get("near") or "").strip()
-    if len(near) > 200:
-        errors["near"] = (
-            "Please use a shorter place name: a ZIP code or a city and state is enough."
-        )
-        near = near[:200]
-    if " ".join(re.findall(r"\w+", near.casefold())) in HERE_WORDS:
-        errors["near"] = (
-            "To search near where you are, use the “Use my location” button, "
-            "or type your ZIP code or town."
-        )
-    lat = lon = None
-    raw_lat, raw_lon = (args.get("lat") or "").strip(), (args.get("lon") or "").strip()
-    # A typed place wins over a browser position (the form keeps the last one in hidden
-    # fields), so a stale or broken position never blocks a new search.
-    if (raw_lat or raw_lon) and not near:
-        if not (raw_lat and raw_lon):
-            errors["lat"] = "Latitude and longitude must be given together."
-        else:
-            lat = _number(raw_lat, "lat", errors, "Latitude must be a number between -90 and 90.")
-            lon = _number(
-                raw_lon, "lon", errors, "Longitude must be a number between -180 and 180."
-            )
-            if lat is not None and not -90 <= lat <= 90:
-                errors["lat"] = "Latitude must be a number between -90 and 90."
-            if lon is not None and not -180 <= lon <= 180:
-                errors["lon"] = "Longitude must be a number between -180 and 180."
-    raw_radius = (args.get("radius") or "").strip()
-    radius: float = DEFAULT_RADIUS
-    if raw_radius:
-        value = _number(raw_radius, "radius", errors, "The distance must be a number, like 25.")
-        if value is not None:
-            if value < MIN_RADIUS or value > MAX_RADIUS:
-                errors["radius"] = (
-                    f"The distance must be a number from {MIN_RADIUS} to {MAX_RADIUS}."
-                )
-            else:
-                radius = value
-    unit = (args.get("unit") or "mi").strip().lower()
-    if unit not in UNITS:
-        errors["unit"] = "The unit must be mi (miles) or km (kilometres)."
-        unit = "mi"
-    kind = (args.get("kind") or "both").strip().lower()
-    if kind not in KINDS:
-        errors["kind"] = "Choose pharmacies, prescribers or both."
-        kind = "both"
-    page = 1
-    raw_page = (args.get("page") or "").strip()
-    if raw_page:
-        # ASCII digits only, and short: "²".isdigit() is True but int("²") raises, and int()
-        # refuses strings of more than 4300 digits.
-        if not (raw_page.isascii() and raw_page.isdigit() and len(raw_page) <= 6) or not (
-            1 <= int(raw_page) <= MAX_PAGE
-        ):
-            errors["page"] = f"The page must be a whole number from 1 to {MAX_PAGE}."
-        else:
-            page = int(raw_page)
-    filters = set()
-    for name in FLAG_FILTERS:
-        raw = (args.get(name) or "").strip().lower()
-        if raw in TRUE_VALUES:
-            filters.add(name)
-        elif raw not in FALSE_VALUES:
-            errors[name] = f"{name} must be 1 or 0."
-    choices: dict[str, str | None] = {}
-    for name in CHOICE_FILTERS:
-        raw = (args.get(name) or "").strip()
-        choices[name] = raw or None
-        known = (vocab_codes or {}).get(name) if raw else None
-        if raw and known is not None and raw not in known:
-            errors[name] = f"Unknown {name.replace('_', ' ')}: choose one from the list."
-            choices[name] = None
-    params = Params(
-        near=near,
-        lat=lat,
-        lon=lon,
-        radius=radius,
-        unit=unit,
-        kind=kind,
-        page=page,
-        filters=frozenset(filters),
-        **choices,
-    )
-    if not near and (lat is None or lon is None) and "lat" not in errors and "lon" not in errors:
-        errors["near"] = (
-            "Please tell us where you are: a ZIP code, a city and state, or an address."
-        )
-    if errors:
-        raise SearchError(errors, params=params)
-    return params
-
-
-class VocabCodes(Mapping[str, set[str]]):
-    """The known codes for `dosage_form` and `condition`, read from the database only when a
-    search names one (most don't), once per search."""
-
-    def __init__(self) -> None:
-        self._loaded: dict[str, set[str]] = {}
-
-    def __getitem__(self, name: str) -> set[str]:
-        if name not in self._loaded:
-            from .models import Condition, DosageForm
-
-            model = {"dosage_form": DosageForm, "condition": Condition}[name]
-            self._loaded[name] = set(db.session.scalars(select(model.code)))
-        return self._loaded[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(CHOICE_FILTERS)
-
-    def __len__(self) -> int:
-        return len(CHOICE_FILTERS)
-
-
-def vocab_codes() -> VocabCodes:
-    return VocabCodes()
 
 
 # --- filters ----------------------------------------------------------------------------------
 
 
-def _only_for(kind: Kind, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+def _only_for(kind: Kind, condition: ColumnExpressionArgument[bool]) -> ColumnElement[bool]:
     # A pharmacy-only filter must not hide prescribers when searching for both, and vice versa.
     return or_(Listing.kind != kind, condition)
 
@@ -296,15 +204,15 @@ def _criteria(
         # (unknown still shows: its card says to call first).
         _only_for(Kind.PHARMACY, Listing.makes_ldn.is_not(False)),
     ]
-    if kind != "both":
-        out.append(Listing.kind == Kind(kind))
+    if kind != BOTH:
+        out.append(Listing.kind == Kind.parse(kind))
     if distance_list:
         out.append(Listing.telehealth_only.is_(False))
     if "reliable" in f:
         out.append(Listing.on_curated_list.is_(True))
     if since is not None:
         out.append(Listing.verified_on >= since)
-    if "ir_only" in f:
+    if SRPolicy.IR_ONLY in f:
         out.append(_only_for(Kind.PHARMACY, Listing.sr_policy == SRPolicy.IR_ONLY))
     if "safe_fillers" in f:
         advised_against = exists().where(
@@ -371,6 +279,65 @@ class Result:
     def pages(self) -> int:
         return max(1, min(MAX_PAGE, math.ceil(self.total / PAGE_SIZE)))
 
+    @property
+    def wider_radius(self) -> float | None:
+        """The radius to offer when nothing was found, or None when it can't grow."""
+        radius = self.params.radius
+        return min(radius * WIDER_RADIUS_FACTOR, MAX_RADIUS) if radius < MAX_RADIUS else None
+
+    @property
+    def also_available_who(self) -> str:
+        return ALSO_AVAILABLE_WHO[self.params.kind]
+
+
+class SearchInput(Protocol):
+    """What perform() needs of its input: forms.SearchForm, bound to a query string."""
+
+    def validate(self) -> bool: ...
+
+    def params(self) -> Params: ...
+
+    def add_errors(self, errors: Mapping[str, str]) -> None: ...
+
+    def messages(self) -> dict[str, str]: ...
+
+
+@dataclass
+class Outcome:
+    """What one search came to: a result, or a message per parameter (and, for a place we
+    couldn't find, suggestions). `params` is the search as understood, wrong values replaced
+    by their defaults, so the page can show the form again with the choices kept."""
+
+    params: Params
+    result: Result | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    code: str = INVALID_PARAMETER
+    suggestions: list[str] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        return "; ".join(self.errors.values())
+
+    @property
+    def error_summary(self) -> list[str]:
+        """The messages listed above the form: none when the only one is about the place,
+        which is shown next to its box."""
+        return [] if list(self.errors) == ["near"] else list(self.errors.values())
+
+
+def perform(form: SearchInput, geocoding: Geocoding, *, today: date | None = None) -> Outcome:
+    """Check the input and run the search: the one entry point of the page, API and CLI.
+    Messages from running it (an unknown place, a page past the last) go on the form too."""
+    if not form.validate():
+        return Outcome(form.params(), errors=form.messages())
+    params = form.params()
+    try:
+        result = run(params, geocoding, today=today)
+    except SearchError as exc:
+        form.add_errors(exc.errors)
+        return Outcome(params, errors=form.messages(), code=exc.code, suggestions=exc.suggestions)
+    return Outcome(params, result)
+
 
 def locate(params: Params, geocoding: Geocoding) -> tuple[Place, list[Place]]:
     """The search origin and, for ambiguous names, the other places it could have meant."""
@@ -382,7 +349,7 @@ def locate(params: Params, geocoding: Geocoding) -> tuple[Place, list[Place]]:
             return geocoding.reverse_label(*coords), []
         places = geocoding.places(params.near, limit=6)
     except GeocodeInputError as exc:
-        raise SearchError({"near": str(exc)}, params=params) from None
+        raise SearchError({"near": str(exc)}) from None
     if places and _only_the_region_matched(params.near, places[0]):
         # "Seatle, WA" would otherwise search from the middle of Washington state, which
         # looks like an answer but isn't one: ask instead, with "Seattle, WA" as a suggestion.
@@ -391,9 +358,8 @@ def locate(params: Params, geocoding: Geocoding) -> tuple[Place, list[Place]]:
         suggestions = geocoding.suggestions(params.near)
         raise SearchError(
             {"near": f"We couldn't find '{params.near}'. Try a ZIP code, or a city and state."},
-            code="place_not_found",
+            code=PLACE_NOT_FOUND,
             suggestions=suggestions,
-            params=params,
         )
     return places[0], places[1:]
 
@@ -428,7 +394,6 @@ def run(params: Params, geocoding: Geocoding, *, today: date | None = None) -> R
                 "page": f"There {'is only 1 page' if pages == 1 else f'are only {pages} pages'} "
                 "of results for this search."
             },
-            params=params,
         )
     # "Also available": mail-order pharmacies that ship to the searcher's state or country,
     # and telehealth prescribers licensed there, that are not on the distance list. Page 1 only.
@@ -437,7 +402,7 @@ def run(params: Params, geocoding: Geocoding, *, today: date | None = None) -> R
         reach = _also_available_ids(origin, params, conditions(params, today=today))
     # One load of cards for both lists.
     by_id = cards.load([i for i, _ in found.hits] + reach)
-    per_unit = UNITS[params.unit]
+    per_unit = UNITS[params.unit].km
     return Result(
         params=params,
         origin=origin,
@@ -452,11 +417,11 @@ def run(params: Params, geocoding: Geocoding, *, today: date | None = None) -> R
 
 def _reach_streams(kind: str) -> tuple[tuple[RegionRole, ColumnElement[bool]], ...]:
     streams: list[tuple[RegionRole, ColumnElement[bool]]] = []
-    if kind in ("both", "pharmacy"):
+    if kind in (BOTH, Kind.PHARMACY):
         streams.append(
             (RegionRole.SHIPS_TO, and_(Listing.kind == Kind.PHARMACY, Listing.mail_order))
         )
-    if kind in ("both", "prescriber"):
+    if kind in (BOTH, Kind.PRESCRIBER):
         streams.append(
             (RegionRole.LICENSED_IN, and_(Listing.kind == Kind.PRESCRIBER, Listing.telehealth))
         )

@@ -6,14 +6,10 @@ from datetime import date
 
 from flask import Flask, current_app
 
-from . import search, vocab
+from . import vocab
 from .facts import is_stale
+from .forms import SearchForm
 from .listings import detail_url
-from .models import (
-    Condition,
-    DosageForm,
-    vocabulary,
-)
 from .vocabulary import Precision
 
 
@@ -50,9 +46,9 @@ def month_year(day: date | None) -> str:
     return day.strftime("%B %Y") if day else ""
 
 
-def filter_choices() -> dict[str, list]:
-    """Dosage forms and conditions for the search filters' drop-downs."""
-    return {"dosage_forms": vocabulary(DosageForm), "conditions": vocabulary(Condition)}
+def empty_search_form() -> SearchForm:
+    """The search form for pages that show it without a search of their own (404)."""
+    return SearchForm.from_args({})
 
 
 def init_app(app: Flask) -> None:
@@ -67,9 +63,7 @@ def init_app(app: Flask) -> None:
         Precision=Precision,
         is_stale=is_stale,
         listing_url=detail_url,
-        EMPTY_SEARCH=search.Params(),
-        SEARCH_FILTERS=search.FLAG_FILTERS,
-        filter_choices=filter_choices,
+        empty_search_form=empty_search_form,
         config_value=lambda name: current_app.config.get(name),
     )
     app.jinja_env.trim_blocks = True

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 from flask import url_for
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from directory import cards, search
 from directory.extensions import db
@@ -145,26 +145,6 @@ def test_detail_url_is_the_routes_url(app, script_root: str, external: bool) -> 
             card = cards.load([listing.id])[listing.id]
             assert detail_url(card, _external=external) == expected
     assert made[0].slug == "zurich-apotheke-co"
-
-
-def test_search_reads_vocabularies_only_when_a_choice_filter_is_given(app) -> None:
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
-        if statement.lstrip().upper().startswith("SELECT"):
-            statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        search.parse({"near": "35233"}, search.vocab_codes())
-        assert statements == []
-        search.parse({"near": "35233", "dosage_form": "capsule"}, search.vocab_codes())
-        assert len(statements) == 1 and "dosage_forms" in statements[0]
-        with pytest.raises(search.SearchError) as caught:
-            search.parse({"near": "35233", "condition": "nope"}, search.vocab_codes())
-        assert "condition" in caught.value.errors
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
 
 
 def test_criteria_are_shared_by_equal_searches() -> None:

@@ -10,13 +10,15 @@ from typing import Any
 import pytest
 from bs4 import BeautifulSoup
 from geopy.distance import great_circle
-from sqlalchemy import func, insert, select
+from sqlalchemy import event, func, insert, select
 
 from directory import search, spatial
 from directory.extensions import db
+from directory.forms import SearchForm
 from directory.geo import geocoder
 from directory.models import Kind, Listing, Status
 from tests import builders
+from tests.conftest import make_app
 
 KM_PER_MI = 1.609344
 ORIGIN = (33.5062, -86.8003)  # ZIP 35233, Birmingham, AL
@@ -29,8 +31,9 @@ def soup(response) -> BeautifulSoup:  # type: ignore[no-untyped-def]
 
 
 def run(**args: Any) -> search.Result:
-    params = search.parse({k: str(v) for k, v in args.items()}, search.vocab_codes())
-    return search.run(params, geocoder())
+    form = SearchForm.from_args({k: str(v) for k, v in args.items()})
+    assert form.validate(), form.messages()
+    return search.run(form.params(), geocoder())
 
 
 def hit_names(result: search.Result) -> list[str]:
@@ -635,6 +638,26 @@ def test_a_zip_code_is_not_ambiguous(app) -> None:
     assert result.origin.region == "US-AL"
 
 
+def test_search_reads_vocabularies_only_when_a_choice_filter_is_given(app) -> None:
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert SearchForm.from_args({"near": "35233"}).validate()
+        assert statements == []
+        assert SearchForm.from_args({"near": "35233", "dosage_form": "capsule"}).validate()
+        assert len(statements) == 1 and "dosage_forms" in statements[0]
+        form = SearchForm.from_args({"near": "35233", "condition": "nope"})
+        assert not form.validate()
+        assert "condition" in form.messages()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
 # --- the page: bad input never fails, and says what to fix next to the field -------------------
 
 
@@ -967,3 +990,57 @@ def test_a_distance_to_a_town_centre_says_so(app, client) -> None:
     assert "town centre" in meta["Town only"] and meta["Town only"].startswith("0.0 mi")
     assert "ZIP code area" in meta["ZIP only"]
     assert "town centre" not in meta["Exact"] and "ZIP code area" not in meta["Exact"]
+
+
+# --- one form, one entry point -----------------------------------------------------------------
+
+
+def test_the_search_form_needs_no_csrf_token(database_url) -> None:
+    """A search is a GET with a shareable address: with CSRF on for the site, the page, the
+    API and the form itself still take a search without a token."""
+    app = make_app(database_url, WTF_CSRF_ENABLED=True)
+    with app.app_context():
+        builders.pharmacy(name="Here", **at(0.2))
+        client = app.test_client()
+        page = soup(client.get("/search?near=35233"))
+        assert [c.select_one(".card-title").get_text(strip=True) for c in cards(page)] == ["Here"]
+        assert page.select_one("form#search-form input[name=csrf_token]") is None
+        assert client.get("/api/v1/search?near=35233").get_json()["total"] == 1
+        form = SearchForm.from_args({"near": "35233"})
+        assert "csrf_token" not in form and form.validate()
+
+
+@pytest.mark.parametrize(
+    ("query", "cli_args"),
+    [
+        (
+            {"near": "35233", "radius": "abc", "unit": "furlongs", "kind": "hospital"},
+            ["35233", "--radius=abc", "--unit=furlongs", "--kind=hospital"],
+        ),
+        ({"near": "Xyzzyqx"}, ["Xyzzyqx"]),
+        ({"near": "near me", "radius": "0"}, ["near me", "--radius=0"]),
+        ({"lat": "95", "lon": "10", "reliable": "maybe"}, None),  # no CLI option for these
+    ],
+)
+def test_page_api_and_cli_give_the_same_messages(app, client, runner, query, cli_args) -> None:
+    outcome = search.perform(SearchForm.from_args(query), geocoder())
+    assert outcome.result is None and outcome.errors
+    api = client.get("/api/v1/search", query_string=query).get_json()["error"]
+    assert api["fields"] == outcome.errors and api["message"] == outcome.message
+    page = soup(client.get("/search", query_string=query))
+    shown = [p.get_text(strip=True) for p in page.select("p.error")]
+    shown += [li.get_text(" ", strip=True) for li in page.select(".error-summary li")]
+    assert set(outcome.errors.values()) <= set(shown)
+    if cli_args is not None:
+        cli = runner.invoke(args=["search", *cli_args])
+        assert cli.exit_code == 1
+        assert all(message in cli.output for message in outcome.errors.values())
+
+
+@pytest.mark.parametrize(
+    ("radius", "wider"), [(25, 100), (2.5, 10), (200, 500), (499, 500), (500, None)]
+)
+def test_the_wider_radius_is_four_times_up_to_the_limit(app, radius, wider) -> None:
+    builders.pharmacy(name="Far", **at(900))
+    result = run(near="35233", radius=radius)
+    assert result.hits == [] and result.wider_radius == wider

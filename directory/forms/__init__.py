@@ -1,5 +1,5 @@
 """WTForms classes, a module per audience: the public listing forms, the moderators' forms
-(and the search form). Forms turn request data into typed values and give each field its
+and the search form. Forms turn request data into typed values and give each field its
 message; the rules they check live in validation.py, geomath.py and the vocabulary."""
 
 from .listing import (
@@ -24,6 +24,7 @@ from .moderation import (
     StatusForm,
     VerifyForm,
 )
+from .search import SearchForm
 
 __all__ = [
     "AccountForm",
@@ -41,6 +42,7 @@ __all__ = [
     "PrescriberCorrectionForm",
     "PrescriberForm",
     "ReasonForm",
+    "SearchForm",
     "StatusForm",
     "VerifyForm",
     "form_class",

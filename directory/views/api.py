@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from .. import cards, search
 from ..errors import json_error
+from ..forms import SearchForm
 from ..geo import geocoder
 from ..listings import public_dict
 from ..models import public_listing
@@ -17,16 +19,16 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 @bp.get("/search")
-def search_listings():  # type: ignore[no-untyped-def]
-    try:
-        params = search.parse(request.args, search.vocab_codes())
-        result = search.run(params, geocoder())
-    except search.SearchError as exc:
-        extra: dict[str, Any] = {"fields": exc.errors}
-        if exc.code == "place_not_found":
-            extra["suggestions"] = exc.suggestions
-        status = 422 if exc.code == "place_not_found" else 400
-        return json_error(status, exc.code, str(exc), **extra)
+def search_listings() -> ResponseReturnValue:
+    outcome = search.perform(SearchForm.from_args(request.args), geocoder())
+    result, params = outcome.result, outcome.params
+    if result is None:
+        extra: dict[str, Any] = {"fields": outcome.errors}
+        not_found = outcome.code == search.PLACE_NOT_FOUND
+        if not_found:
+            extra["suggestions"] = outcome.suggestions
+        status = 422 if not_found else 400
+        return json_error(status, outcome.code, outcome.message, **extra)
     origin = result.origin
     return jsonify(
         origin={
@@ -57,7 +59,7 @@ def search_listings():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/listings/<int:listing_id>")
-def listing(listing_id: int):  # type: ignore[no-untyped-def]
+def listing(listing_id: int) -> ResponseReturnValue:
     found = public_listing(listing_id)
     if found is None:
         return json_error(404, "not_found", f"No listing with id {listing_id}.")
@@ -65,5 +67,5 @@ def listing(listing_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/openapi.json")
-def openapi():  # type: ignore[no-untyped-def]
+def openapi() -> ResponseReturnValue:
     return jsonify(document())
