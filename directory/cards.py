@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, literal, literal_column, null, select, union_all
 
 from .extensions import db
-from .listings import detail_url
+from .listings import detail_url, flag_data
 from .models import (
     Condition,
     DosageForm,
@@ -208,16 +208,7 @@ def summary(card: Card, distance: float | None = None) -> dict[str, Any]:
         "verified_on": card.verified_on.isoformat() if card.verified_on else None,
         "needs_reconfirming": card.is_stale,
         "is_sample": card.is_sample,
-        "flags": [
-            {
-                "type": f.type.value,
-                "label": f.label,
-                "source": f.source,
-                "as_of": f.as_of.isoformat(),
-                "url": f.url,
-            }
-            for f in card.flags
-        ],
+        "flags": [flag_data(f) for f in card.flags],
     }
     if card.kind == Kind.PHARMACY:
         worst = card.worst_filler_guidance

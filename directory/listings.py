@@ -8,7 +8,7 @@ fillers are unknown, which is not the same as an empty list.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 from flask import has_request_context, request, url_for
 from sqlalchemy import select
@@ -18,6 +18,7 @@ from .models import (
     Condition,
     DosageForm,
     Filler,
+    FlagType,
     Kind,
     Listing,
     ListingFacts,
@@ -206,18 +207,35 @@ def public_dict(listing: Listing, *, external: bool = False) -> dict[str, Any]:
         verified_on=listing.verified_on.isoformat() if listing.verified_on else None,
         needs_reconfirming=listing.is_stale,
         is_sample=listing.is_sample,
-        flags=[
-            {
-                "type": f.type.value,
-                "label": f.label,
-                "source": f.source,
-                "as_of": f.as_of.isoformat(),
-                "url": f.url,
-            }
-            for f in listing.flags
-        ],
+        flags=[flag_data(f) for f in listing.flags],
     )
     return data
+
+
+class FlagFields(Protocol):
+    """A reliability flag as the ORM (ReliabilityFlag) or a search card (cards.Flag) holds it."""
+
+    @property
+    def type(self) -> FlagType: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def as_of(self) -> date: ...
+    @property
+    def url(self) -> str | None: ...
+
+
+def flag_data(flag: FlagFields) -> dict[str, Any]:
+    """A flag as plain data: the API, exports and the audit trail all use this shape."""
+    return {
+        "type": flag.type.value,
+        "label": flag.label,
+        "source": flag.source,
+        "as_of": flag.as_of.isoformat(),
+        "url": flag.url,
+    }
 
 
 def parse_date(value: str | date | None) -> date | None:
