@@ -268,7 +268,7 @@ def json_ld(listing: Listing) -> dict[str, Any]:
             "postalCode": listing.postal_code,
             "addressCountry": listing.country,
         }
-    if listing.lat is not None and not listing.telehealth_only:
+    if listing.has_public_pin:
         data["geo"] = {"@type": "GeoCoordinates", "latitude": listing.lat, "longitude": listing.lon}
     if listing.kind == Kind.PRESCRIBER and listing.specialty:
         data["medicalSpecialty"] = listing.specialty

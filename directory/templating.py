@@ -14,7 +14,7 @@ from .models import (
     DosageForm,
     vocabulary,
 )
-from .vocabulary import Precision
+from .vocabulary import Guidance, Precision, Tone
 
 
 def ago(day: date | None, today: date | None = None) -> str:
@@ -64,7 +64,9 @@ def init_app(app: Flask) -> None:
         country_name=vocab.country_name,
     )
     app.jinja_env.globals.update(
+        Guidance=Guidance,
         Precision=Precision,
+        Tone=Tone,
         is_stale=is_stale,
         listing_url=detail_url,
         EMPTY_SEARCH=search.Params(),
