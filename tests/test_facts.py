@@ -117,3 +117,8 @@ def test_public_pin(app) -> None:
     remote = builders.prescriber(telehealth=True, telehealth_only=True)
     assert office.has_public_pin and remote.lat is not None and not remote.has_public_pin
     assert remote.geo_precision == Precision.ADDRESS
+
+
+def test_values_as_a_message_lists_them() -> None:
+    assert Guidance.values_text() == "fine, caution or advised_against"
+    assert Status.values_text() == "open, temporarily_closed or closed"
