@@ -6,7 +6,7 @@ from datetime import date
 
 from flask import Flask, current_app
 
-from . import search, vocab
+from . import regions, search
 from .facts import is_stale
 from .listings import detail_url
 from .models import (
@@ -60,8 +60,8 @@ def init_app(app: Flask) -> None:
         ago=ago,
         verified_text=verified_text,
         month_year=month_year,
-        region_name=vocab.region_name,
-        country_name=vocab.country_name,
+        region_name=regions.region_name,
+        country_name=regions.country_name,
     )
     app.jinja_env.globals.update(
         Guidance=Guidance,
