@@ -38,6 +38,7 @@ class ListingFacts:
     and the listing's own page never disagree."""
 
     __slots__ = ()
+    id: int
     kind: Kind
     name: str
     street: str | None

@@ -8,7 +8,7 @@ fillers are unknown, which is not the same as an empty list.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from flask import has_request_context, request, url_for
 from sqlalchemy import select
@@ -27,6 +27,7 @@ from .models import (
     SRPolicy,
     Status,
 )
+from .vocabulary import Term
 
 COMMON_FIELDS = (
     "name",
@@ -126,7 +127,10 @@ def to_data(listing: Listing) -> dict[str, Any]:
     return data
 
 
-def _lookup(model: type, codes: list[str]) -> list[Any]:
+VocabularyItem = TypeVar("VocabularyItem", DosageForm, Condition, Filler)
+
+
+def _lookup(model: type[VocabularyItem], codes: list[str]) -> list[VocabularyItem]:
     if not codes:
         return []
     found = {
@@ -140,7 +144,11 @@ def _lookup(model: type, codes: list[str]) -> list[Any]:
 
 def apply_data(listing: Listing, data: dict[str, Any]) -> None:
     """Set the given fields on a listing; keys not in `data` are left alone."""
-    enums = {"geo_precision": Precision, "status": Status, "sr_policy": SRPolicy}
+    enums: dict[str, type[Term]] = {
+        "geo_precision": Precision,
+        "status": Status,
+        "sr_policy": SRPolicy,
+    }
     for field in fields_for(listing.kind):
         if field not in data:
             continue
@@ -183,6 +191,7 @@ def detail_url(listing: ListingFacts, *, _external: bool = False) -> str:
     Built on the site root that url_for gives once per request, not by url_for per listing: a
     results page links 40 listings twice, and 80 url_for calls cost more than the search. A
     test holds this to the public.pharmacy and public.prescriber routes."""
+    root: str | None
     if not has_request_context():
         root = url_for("public.home", _external=_external)
     else:
