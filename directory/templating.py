@@ -7,7 +7,6 @@ from datetime import date
 from flask import Flask, current_app
 
 from . import regions, search
-from .facts import is_stale
 from .listings import detail_url
 from .models import (
     Condition,
@@ -67,7 +66,6 @@ def init_app(app: Flask) -> None:
         Guidance=Guidance,
         Precision=Precision,
         Tone=Tone,
-        is_stale=is_stale,
         listing_url=detail_url,
         EMPTY_SEARCH=search.Params(),
         SEARCH_FILTERS=search.FLAG_FILTERS,
