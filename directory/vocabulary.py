@@ -12,7 +12,7 @@ bad (a reason to look elsewhere), unknown (nobody has said), neutral (just a fac
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Self, overload
+from typing import TYPE_CHECKING, Self
 
 
 class Tone(StrEnum):
@@ -30,21 +30,18 @@ class Term(StrEnum):
     label: str
     tone: Tone
 
-    # Two faces: `Kind("pharmacy")` looks a member up (once the class is built, Enum puts its
-    # own lookup in place of this method), and `PHARMACY = "pharmacy", "Pharmacy"` defines one,
-    # the only call that reaches the body below.
-    @overload
-    def __new__(cls, value: str) -> Self: ...
-    @overload
-    def __new__(cls, value: str, label: str, tone: Tone = Tone.NEUTRAL) -> Self: ...
-    def __new__(cls, value: str, label: str | None = None, tone: Tone = Tone.NEUTRAL) -> Self:
-        if label is None:
-            raise TypeError(f"{cls.__name__} {value!r} needs a label")
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.label = label
-        member.tone = tone
-        return member
+    if TYPE_CHECKING:
+        # `Kind("pharmacy")` is a lookup by value (Enum's metaclass never calls __new__ for it);
+        # type checkers read it as a call to __new__, so they are shown a signature that allows it.
+        def __new__(cls, value: str, label: str = ..., tone: Tone = ...) -> Self: ...
+    else:
+
+        def __new__(cls, value: str, label: str, tone: Tone = Tone.NEUTRAL) -> Self:
+            member = str.__new__(cls, value)
+            member._value_ = value
+            member.label = label
+            member.tone = tone
+            return member
 
     @classmethod
     def values(cls) -> list[str]:
