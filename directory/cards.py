@@ -19,10 +19,20 @@ from datetime import date
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, literal, literal_column, null, select, union_all
+from sqlalchemy import (
+    BindParameter,
+    CompoundSelect,
+    Select,
+    bindparam,
+    literal,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 
 from .extensions import db
-from .listings import detail_url
+from .listings import detail_url, flag_data
 from .models import (
     Condition,
     DosageForm,
@@ -103,10 +113,12 @@ class Card(ListingFacts):
 # Filled from the related tables, not read from `listings`.
 RELATED = ("flags", "fillers", "dosage_forms", "conditions", "ships_to", "licensed_in")
 COLUMN_NAMES = tuple(name for name in Card.__dataclass_fields__ if name not in RELATED)
-IDS = bindparam("ids", expanding=True)
+IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+# A statement of any columns (SQLAlchemy 2.1 types a SELECT by its column types).
+Rows = Select[*tuple[Any, ...]]
 
 
-def _terms(vocab: str, link_code: Any, model: Any, guidance: Any = None) -> Select[Any]:
+def _terms(vocab: str, link_code: Any, model: Any, guidance: Any = None) -> Rows:
     """(listing id, vocabulary, code, name, guidance) for one link table of the listings."""
     link = link_code.table
     return (
@@ -123,7 +135,7 @@ def _terms(vocab: str, link_code: Any, model: Any, guidance: Any = None) -> Sele
 
 
 @cache
-def _statements() -> tuple[Select[Any], Select[Any], Any]:
+def _statements() -> tuple[Rows, Rows, CompoundSelect[*tuple[Any, ...]]]:
     columns = [getattr(Listing, name) for name in COLUMN_NAMES]
     listings = select(*columns).where(Listing.id.in_(IDS))
     flags = (
@@ -208,16 +220,7 @@ def summary(card: Card, distance: float | None = None) -> dict[str, Any]:
         "verified_on": card.verified_on.isoformat() if card.verified_on else None,
         "needs_reconfirming": card.is_stale,
         "is_sample": card.is_sample,
-        "flags": [
-            {
-                "type": f.type.value,
-                "label": f.label,
-                "source": f.source,
-                "as_of": f.as_of.isoformat(),
-                "url": f.url,
-            }
-            for f in card.flags
-        ],
+        "flags": [flag_data(f) for f in card.flags],
     }
     if card.kind == Kind.PHARMACY:
         worst = card.worst_filler_guidance

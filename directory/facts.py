@@ -1,6 +1,8 @@
 """What pages say about a listing, worked out from its stored fields: one home for each rule
-(staleness, the filler verdict, what a distance is measured to, the address line, the slug),
-read by the ORM model, by search result cards and by the SQL that filters on the same rule."""
+(staleness, open or closed, the filler verdict and its tone, whether the pin is public, what a
+distance is measured to, the address line, the slug), read by the ORM model, by search result
+cards, by templates (which compare no values themselves) and by the SQL that filters on the
+same rule."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import unicodedata
 from datetime import date, timedelta
 from typing import Any
 
-from .vocabulary import Guidance, Kind, Precision
+from .vocabulary import Guidance, Kind, Precision, SRPolicy, Status, Tone
 
 # "Call to confirm" after this long without a verification.
 STALE_AFTER = timedelta(days=365)
@@ -36,6 +38,7 @@ class ListingFacts:
     and the listing's own page never disagree."""
 
     __slots__ = ()
+    id: int
     kind: Kind
     name: str
     street: str | None
@@ -43,8 +46,13 @@ class ListingFacts:
     region: str | None
     postal_code: str | None
     country: str
+    lat: float | None
+    status: Status
     verified_on: date | None
     geo_precision: Precision | None
+    telehealth_only: bool
+    makes_ldn: bool | None
+    sr_policy: SRPolicy | None
     fillers_known: bool
     fillers: Any
 
@@ -61,12 +69,48 @@ class ListingFacts:
         return is_stale(self.verified_on)
 
     @property
+    def is_open(self) -> bool:
+        return self.status == Status.OPEN
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status == Status.CLOSED
+
+    @property
+    def is_temporarily_closed(self) -> bool:
+        return self.status == Status.TEMPORARILY_CLOSED
+
+    @property
+    def has_public_pin(self) -> bool:
+        """Whether pages and the map show where it is: a telehealth-only prescriber's
+        coordinates are where they are based, not a place to go, so they stay private."""
+        return self.lat is not None and not self.telehealth_only
+
+    @property
+    def makes_ldn_tone(self) -> Tone:
+        if self.makes_ldn is None:
+            return Tone.UNKNOWN
+        return Tone.GOOD if self.makes_ldn else Tone.BAD
+
+    @property
+    def may_make_slow_release(self) -> bool:
+        """Any known policy but immediate-release only, or an unknown one: the page repeats
+        the curated lists' advice against slow-release LDN."""
+        return self.sr_policy is not None and self.sr_policy != SRPolicy.IR_ONLY
+
+    @property
     def worst_filler_guidance(self) -> Guidance | None:
         """None when the fillers are unknown, so the page can say so rather than imply 'fine'."""
         if not self.fillers_known:
             return None
         order = [Guidance.FINE, Guidance.CAUTION, Guidance.ADVISED_AGAINST]
         return max((f.guidance for f in self.fillers), key=order.index, default=Guidance.FINE)
+
+    @property
+    def filler_tone(self) -> Tone:
+        """The filler verdict's tone: the worst filler's, or unknown when nobody has said."""
+        worst = self.worst_filler_guidance
+        return Tone.UNKNOWN if worst is None else worst.tone
 
     @property
     def fillers_advised_against(self) -> list[Any]:

@@ -8,7 +8,7 @@ fillers are unknown, which is not the same as an empty list.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from flask import has_request_context, request, url_for
 from sqlalchemy import select
@@ -18,6 +18,7 @@ from .models import (
     Condition,
     DosageForm,
     Filler,
+    FlagType,
     Kind,
     Listing,
     ListingFacts,
@@ -26,6 +27,7 @@ from .models import (
     SRPolicy,
     Status,
 )
+from .vocabulary import Term
 
 COMMON_FIELDS = (
     "name",
@@ -125,7 +127,10 @@ def to_data(listing: Listing) -> dict[str, Any]:
     return data
 
 
-def _lookup(model: type, codes: list[str]) -> list[Any]:
+VocabularyItem = TypeVar("VocabularyItem", DosageForm, Condition, Filler)
+
+
+def _lookup(model: type[VocabularyItem], codes: list[str]) -> list[VocabularyItem]:
     if not codes:
         return []
     found = {
@@ -139,7 +144,11 @@ def _lookup(model: type, codes: list[str]) -> list[Any]:
 
 def apply_data(listing: Listing, data: dict[str, Any]) -> None:
     """Set the given fields on a listing; keys not in `data` are left alone."""
-    enums = {"geo_precision": Precision, "status": Status, "sr_policy": SRPolicy}
+    enums: dict[str, type[Term]] = {
+        "geo_precision": Precision,
+        "status": Status,
+        "sr_policy": SRPolicy,
+    }
     for field in fields_for(listing.kind):
         if field not in data:
             continue
@@ -182,6 +191,7 @@ def detail_url(listing: ListingFacts, *, _external: bool = False) -> str:
     Built on the site root that url_for gives once per request, not by url_for per listing: a
     results page links 40 listings twice, and 80 url_for calls cost more than the search. A
     test holds this to the public.pharmacy and public.prescriber routes."""
+    root: str | None
     if not has_request_context():
         root = url_for("public.home", _external=_external)
     else:
@@ -206,18 +216,35 @@ def public_dict(listing: Listing, *, external: bool = False) -> dict[str, Any]:
         verified_on=listing.verified_on.isoformat() if listing.verified_on else None,
         needs_reconfirming=listing.is_stale,
         is_sample=listing.is_sample,
-        flags=[
-            {
-                "type": f.type.value,
-                "label": f.label,
-                "source": f.source,
-                "as_of": f.as_of.isoformat(),
-                "url": f.url,
-            }
-            for f in listing.flags
-        ],
+        flags=[flag_data(f) for f in listing.flags],
     )
     return data
+
+
+class FlagFields(Protocol):
+    """A reliability flag as the ORM (ReliabilityFlag) or a search card (cards.Flag) holds it."""
+
+    @property
+    def type(self) -> FlagType: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def as_of(self) -> date: ...
+    @property
+    def url(self) -> str | None: ...
+
+
+def flag_data(flag: FlagFields) -> dict[str, Any]:
+    """A flag as plain data: the API, exports and the audit trail all use this shape."""
+    return {
+        "type": flag.type.value,
+        "label": flag.label,
+        "source": flag.source,
+        "as_of": flag.as_of.isoformat(),
+        "url": flag.url,
+    }
 
 
 def parse_date(value: str | date | None) -> date | None:
@@ -250,7 +277,7 @@ def json_ld(listing: Listing) -> dict[str, Any]:
             "postalCode": listing.postal_code,
             "addressCountry": listing.country,
         }
-    if listing.lat is not None and not listing.telehealth_only:
+    if listing.has_public_pin:
         data["geo"] = {"@type": "GeoCoordinates", "latitude": listing.lat, "longitude": listing.lon}
     if listing.kind == Kind.PRESCRIBER and listing.specialty:
         data["medicalSpecialty"] = listing.specialty

@@ -8,7 +8,6 @@ from seeds/, so moderators and tests share one source of truth for codes and the
 
 from __future__ import annotations
 
-import enum
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +45,7 @@ from .vocabulary import (
     Status,
     SubmissionStatus,
     SubmissionType,
+    Term,
     VerifyMethod,
 )
 
@@ -81,14 +81,14 @@ else:
     Model = db.Model
 
 
-def _enum(cls: type[enum.Enum], length: int = 24) -> Any:
+def _enum(cls: type[Term], length: int = 24) -> Any:
     # Stored as VARCHAR with the enum's values (not names), no native enum type, so adding a value
     # is a code change rather than an ALTER TYPE on PostgreSQL.
     return db.Enum(
         cls,
         native_enum=False,
         length=length,
-        values_callable=lambda e: [m.value for m in e],
+        values_callable=lambda e: e.values(),
         validate_strings=True,
     )
 

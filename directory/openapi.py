@@ -15,15 +15,23 @@ from .search import (
     UNITS,
 )
 from .spatial import TOTAL_CAP
+from .vocabulary import FlagType, Guidance, Kind, Precision, SRPolicy, Status, Term
 
 _nullable_str = {"type": ["string", "null"]}
 _str_list = {"type": "array", "items": {"type": "string"}}
+
+
+def _one_of(term: type[Term], *, nullable: bool = False) -> dict[str, Any]:
+    if nullable:
+        return {"type": ["string", "null"], "enum": [*term.values(), None]}
+    return {"type": "string", "enum": term.values()}
+
 
 FLAG = {
     "type": "object",
     "required": ["type", "label", "source", "as_of"],
     "properties": {
-        "type": {"type": "string", "enum": ["curated_list", "accreditation", "problem_report"]},
+        "type": _one_of(FlagType),
         "label": {"type": "string"},
         "source": {"type": "string"},
         "as_of": {"type": "string", "format": "date"},
@@ -31,7 +39,7 @@ FLAG = {
     },
 }
 
-LISTING = {
+LISTING: dict[str, Any] = {
     "type": "object",
     "required": [
         "id",
@@ -52,7 +60,7 @@ LISTING = {
     ],
     "properties": {
         "id": {"type": "integer"},
-        "kind": {"type": "string", "enum": ["pharmacy", "prescriber"]},
+        "kind": _one_of(Kind),
         "name": {"type": "string"},
         "url": {"type": "string", "description": "The listing's page on this site."},
         "address": {"type": "string"},
@@ -63,14 +71,11 @@ LISTING = {
         "country": {"type": "string"},
         "lat": {"type": ["number", "null"]},
         "lon": {"type": ["number", "null"]},
-        "geo_precision": {
-            "type": ["string", "null"],
-            "enum": ["coordinates", "address", "postal_code", "city", "region", None],
-        },
+        "geo_precision": _one_of(Precision, nullable=True),
         "phone": _nullable_str,
         "website": _nullable_str,
         "email": _nullable_str,
-        "status": {"type": "string", "enum": ["open", "temporarily_closed", "closed"]},
+        "status": _one_of(Status),
         "verified_on": {"type": ["string", "null"], "format": "date"},
         "needs_reconfirming": {
             "type": "boolean",
@@ -80,10 +85,7 @@ LISTING = {
         "flags": {"type": "array", "items": FLAG},
         "makes_ldn": {"type": ["boolean", "null"]},
         "dosage_forms": _str_list,
-        "sr_policy": {
-            "type": ["string", "null"],
-            "enum": ["ir_only", "sr_on_request", "sr_default", "unknown", None],
-        },
+        "sr_policy": _one_of(SRPolicy, nullable=True),
         "fillers": {
             "type": ["array", "null"],
             "items": {"type": "string"},
@@ -125,8 +127,7 @@ RESULT = {
             "description": "In the search's unit, one decimal; null in also_available.",
         },
         "filler_guidance": {
-            "type": ["string", "null"],
-            "enum": ["fine", "caution", "advised_against", None],
+            **_one_of(Guidance, nullable=True),
             "description": "Pharmacies: the strictest guidance among the fillers it uses; "
             "null when the fillers are unknown.",
         },
@@ -161,10 +162,7 @@ SEARCH_RESPONSE = {
                 "lat": {"type": "number"},
                 "lon": {"type": "number"},
                 "label": {"type": "string"},
-                "precision": {
-                    "type": "string",
-                    "enum": ["coordinates", "address", "postal_code", "city", "region"],
-                },
+                "precision": _one_of(Precision),
                 "region": _nullable_str,
                 "country": {"type": "string"},
             },

@@ -83,7 +83,7 @@ def read_vocabulary(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]
                 raise SeedError(f"{path}:{line}: code {values['code']!r} appears twice.")
             if "guidance" in values and values["guidance"] not in {g.value for g in Guidance}:
                 raise SeedError(
-                    f"{path}:{line}: guidance must be fine, caution or advised_against, "
+                    f"{path}:{line}: guidance must be {Guidance.values_text()}, "
                     f"got {values['guidance']!r}."
                 )
             seen.add(values["code"])
@@ -161,12 +161,12 @@ def _check_listing(kind: Kind, row: Any, codes: dict[str, set[str]]) -> str | No
     except (TypeError, ValueError):
         return f"verified_on must be YYYY-MM-DD or null, got {row['verified_on']!r}"
     if row["verified_on"] and row["verified_method"] not in {m.value for m in VerifyMethod}:
-        return "verified_method must be phone, website or in_person when verified_on is set"
+        return f"verified_method must be {VerifyMethod.values_text()} when verified_on is set"
     if not isinstance(row["flags"], list):
         return "flags must be a list"
     for flag in row["flags"]:
         if not isinstance(flag, dict) or flag.get("type") not in {t.value for t in FlagType}:
-            return "each flag needs a type: curated_list, accreditation or problem_report"
+            return f"each flag needs a type: {FlagType.values_text()}"
         if not flag.get("label") or not flag.get("source"):
             return "each flag needs a label and a source"
         try:

@@ -6,11 +6,10 @@ from datetime import date
 
 from flask import Flask, current_app
 
-from . import vocab
-from .facts import is_stale
+from . import regions
 from .forms import SearchForm
 from .listings import detail_url
-from .vocabulary import Precision
+from .vocabulary import Guidance, Precision, Tone
 
 
 def ago(day: date | None, today: date | None = None) -> str:
@@ -56,12 +55,13 @@ def init_app(app: Flask) -> None:
         ago=ago,
         verified_text=verified_text,
         month_year=month_year,
-        region_name=vocab.region_name,
-        country_name=vocab.country_name,
+        region_name=regions.region_name,
+        country_name=regions.country_name,
     )
     app.jinja_env.globals.update(
+        Guidance=Guidance,
         Precision=Precision,
-        is_stale=is_stale,
+        Tone=Tone,
         listing_url=detail_url,
         empty_search_form=empty_search_form,
         config_value=lambda name: current_app.config.get(name),

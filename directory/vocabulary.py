@@ -48,6 +48,12 @@ class Term(StrEnum):
         return [m.value for m in cls]
 
     @classmethod
+    def values_text(cls) -> str:
+        """The values as a message lists them: "fine, caution or advised_against"."""
+        *most, last = cls.values()
+        return f"{', '.join(most)} or {last}" if most else last
+
+    @classmethod
     def choices(cls) -> list[tuple[str, str]]:
         """(value, label) pairs for a WTForms SelectField or RadioField."""
         return [(m.value, m.label) for m in cls]

@@ -10,10 +10,18 @@ from sqlalchemy import select
 
 from directory import cards, search
 from directory.extensions import db
-from directory.listings import detail_url, public_dict
-from directory.models import Kind, Listing
+from directory.listings import detail_url, json_ld, public_dict
+from directory.models import Kind, Listing, ListingFacts
 
 from . import builders
+
+# Every fact ListingFacts derives, so a new one is compared without being listed here; the
+# advised-against fillers are objects of different classes, compared by name below.
+FACTS = sorted(
+    name
+    for name, value in vars(ListingFacts).items()
+    if isinstance(value, property) and name != "fillers_advised_against"
+)
 
 
 def _all_listings() -> list[Listing]:
@@ -22,26 +30,21 @@ def _all_listings() -> list[Listing]:
 
 def test_cards_say_what_the_listing_says(seeded) -> None:
     """Every sample listing, pharmacies and prescribers: the card's columns, flags and terms,
-    and the facts both derive (address, staleness, filler verdict, slug) are the listing's."""
+    and every fact both derive (address, staleness, filler verdict and tone, public pin, slug)
+    are the listing's."""
     listings = _all_listings()
     assert len(listings) > 50
     # The samples cover what the derived facts branch on.
     assert {listing.pin_is_approximate_to for listing in listings} >= {None, "town centre"}
     assert any(listing.fillers_advised_against for listing in listings)
+    assert {"is_closed", "has_public_pin", "filler_tone"} <= set(FACTS)
     by_id = cards.load(listing.id for listing in listings)
     assert set(by_id) == {listing.id for listing in listings}
     for listing in listings:
         card = by_id[listing.id]
         for name in cards.COLUMN_NAMES:
             assert getattr(card, name) == getattr(listing, name), (listing.name, name)
-        for fact in (
-            "address_line",
-            "is_stale",
-            "worst_filler_guidance",
-            "slug",
-            "is_pharmacy",
-            "pin_is_approximate_to",
-        ):
+        for fact in FACTS:
             assert getattr(card, fact) == getattr(listing, fact), (listing.name, fact)
         assert [f.name for f in card.fillers_advised_against] == [
             f.name for f in listing.fillers_advised_against
@@ -162,3 +165,30 @@ def test_criteria_are_shared_by_equal_searches() -> None:
     assert search.conditions(search.Params(near="x"), distance_list=True) != search.conditions(
         search.Params(near="x")
     )
+
+
+def test_a_card_shows_values_by_their_tone_and_pins_only_public_places(app, client) -> None:
+    from bs4 import BeautifulSoup
+
+    unsure = builders.pharmacy(
+        name="Unsure Pharmacy", makes_ldn=None, sr_policy="sr_on_request", fillers=["lactose"]
+    )
+    remote = builders.prescriber(
+        name="Dr. Remote", telehealth=True, telehealth_only=True, flags=["curated_list"]
+    )
+    page = BeautifulSoup(client.get("/search?near=35233&radius=5").data, "html.parser")
+    by_name = {c.select_one(".card-title").get_text(strip=True): c for c in page.select(".card")}
+    card = by_name[unsure.name]
+    assert {b.get_text(" ", strip=True): b["class"] for b in card.select(".badge")} == {
+        "Not yet confirmed that it makes LDN: call first": ["badge", "tone-unknown"],
+        "Makes slow-release LDN only when a prescription asks for it": ["badge", "tone-warn"],
+        "Fillers: take care (Lactose (milk sugar))": ["badge", "tone-warn"],
+    }
+    assert card["data-lat"] == "33.50620"
+    remote_card = by_name["Dr. Remote, MD"]
+    assert "data-lat" not in remote_card.attrs
+    flag = remote_card.select_one(".badge")
+    assert flag["class"] == ["badge", "tone-good"]
+    assert flag.get_text(strip=True) == "Test curated_list flag (May 2026)"
+    with app.test_request_context():
+        assert "geo" not in json_ld(remote) and json_ld(unsure)["geo"]["latitude"] == 33.5062

@@ -114,3 +114,56 @@ def test_json_ld_describes_the_pharmacy(client) -> None:
     data = json.loads(page.select_one("script[type='application/ld+json']").string)
     assert data["@type"] == "Pharmacy" and data["name"] == "Ld </script> Json"
     assert b"Ld </script> Json" not in response.data  # escaped inside the script element
+
+
+def badges(page: BeautifulSoup, selector: str = ".badge") -> dict[str, list[str]]:
+    """Each badge's words -> its classes."""
+    return {b.get_text(" ", strip=True): b["class"] for b in page.select(selector)}
+
+
+def test_values_are_coloured_by_their_tone(client) -> None:
+    p = builders.pharmacy(
+        name="Toned Compounding",
+        status="temporarily_closed",
+        sr_policy="sr_default",
+        fillers=["mcc", "calcium_carbonate"],
+        flags=["curated_list", "problem_report"],
+    )
+    page = soup(client.get(f"/pharmacies/{p.id}-{p.slug}"))
+    assert badges(page) == {
+        "Temporarily closed": ["badge", "tone-warn"],
+        "Makes slow-release LDN unless told otherwise": ["badge", "tone-bad"],
+        "Uses a filler that is advised against (Calcium carbonate)": ["badge", "tone-bad"],
+    }
+    assert badges(page, ".guidance") == {
+        "Advised against": ["guidance", "tone-bad"],
+        "Fine": ["guidance", "tone-good"],
+    }
+    flags = {li.strong.get_text(): li["class"] for li in page.select("ul.flags > li")}
+    assert flags == {
+        "Test curated_list flag": ["flag", "tone-good"],
+        "Test problem_report flag": ["flag", "tone-bad"],
+    }
+    assert "This pharmacy is temporarily closed" in page.select_one(".notice").get_text()
+    assert "advise immediate-release LDN" in page.get_text()
+
+
+def test_unknowns_are_shown_as_unknown_and_closed_as_closed(client) -> None:
+    p = builders.pharmacy(
+        name="Unknown Compounding", status="closed", sr_policy="unknown", fillers=None
+    )
+    page = soup(client.get(f"/pharmacies/{p.id}-{p.slug}"))
+    assert badges(page) == {
+        "Closed": ["badge", "tone-bad"],
+        "We don't know whether it makes slow-release LDN": ["badge", "tone-unknown"],
+        "Fillers unknown": ["badge", "tone-unknown"],
+    }
+    assert "This pharmacy has closed" in page.select_one(".notice").get_text()
+    fine = builders.pharmacy(name="Plain Compounding", sr_policy="ir_only", fillers=[])
+    page = soup(client.get(f"/pharmacies/{fine.id}-{fine.slug}"))
+    assert badges(page) == {
+        "Makes immediate-release LDN only": ["badge", "tone-good"],
+        "No fillers": ["badge", "tone-good"],
+    }
+    assert page.select_one(".notice") is None
+    assert "advise immediate-release LDN" not in page.get_text()

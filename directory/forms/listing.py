@@ -27,7 +27,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from .. import validation, vocab
+from .. import regions, validation
 from ..models import (
     SRPolicy,
 )
@@ -40,12 +40,12 @@ class Honeypot(StringField):
 
 def _countries() -> list[tuple[str, str]]:
     return [("US", "United States")] + [
-        (code, name) for code, name in vocab.countries().items() if code != "US"
+        (code, name) for code, name in regions.countries().items() if code != "US"
     ]
 
 
 def _states() -> list[tuple[str, str]]:
-    return sorted(vocab.us_states().items(), key=lambda kv: kv[1])
+    return sorted(regions.us_states().items(), key=lambda kv: kv[1])
 
 
 class ListingForm(FlaskForm):
@@ -219,7 +219,7 @@ class PharmacyForm(ListingForm):
         codes = [
             c.strip().upper() for c in (field.data or "").replace(";", ",").split(",") if c.strip()
         ]
-        bad = [c for c in codes if c not in vocab.countries()]
+        bad = [c for c in codes if c not in regions.countries()]
         if bad:
             raise ValidationError(f"Unknown country code: {', '.join(bad[:3])}. {COUNTRY_HINT}")
 
