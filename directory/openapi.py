@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from .geomath import LAT_RANGE, LON_RANGE
 from .search import (
+    BOTH,
     DEFAULT_RADIUS,
+    DEFAULT_UNIT,
     FLAG_FILTERS,
     KINDS,
     MAX_PAGE,
@@ -258,12 +261,12 @@ def document() -> dict[str, Any]:
                         _param(
                             "lat",
                             "Latitude of the searcher (with lon); ignored when near is given.",
-                            {"type": "number", "minimum": -90, "maximum": 90},
+                            {"type": "number", "minimum": LAT_RANGE[0], "maximum": LAT_RANGE[1]},
                         ),
                         _param(
                             "lon",
                             "Longitude of the searcher (with lat).",
-                            {"type": "number", "minimum": -180, "maximum": 180},
+                            {"type": "number", "minimum": LON_RANGE[0], "maximum": LON_RANGE[1]},
                         ),
                         _param(
                             "radius",
@@ -278,12 +281,12 @@ def document() -> dict[str, Any]:
                         _param(
                             "unit",
                             "Unit of radius and distances.",
-                            {"type": "string", "enum": list(UNITS), "default": "mi"},
+                            {"type": "string", "enum": list(UNITS), "default": DEFAULT_UNIT},
                         ),
                         _param(
                             "kind",
                             "What to look for.",
-                            {"type": "string", "enum": list(KINDS), "default": "both"},
+                            {"type": "string", "enum": list(KINDS), "default": BOTH},
                         ),
                         _param(
                             "page",

@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from . import regions
 from .forms import SearchForm
 from .listings import detail_url
-from .vocabulary import Guidance, Precision, Tone
+from .vocabulary import Guidance, Kind, Precision, Tone
 
 
 def ago(day: date | None, today: date | None = None) -> str:
@@ -60,6 +60,7 @@ def init_app(app: Flask) -> None:
     )
     app.jinja_env.globals.update(
         Guidance=Guidance,
+        Kind=Kind,
         Precision=Precision,
         Tone=Tone,
         listing_url=detail_url,

@@ -67,10 +67,17 @@ def test_templates_and_stylesheets_name_no_stored_value_in_a_class() -> None:
         assert not in_css.findall(path.read_text()), path.name
 
 
-def test_public_templates_compare_no_values() -> None:
-    # The moderators' templates are rewritten in the same issue and checked there.
-    for path in [ROOT / "templates/_macros.html", *ROOT.glob("templates/public/*.html")]:
-        assert not re.search(r"\.value\s*(==|!=)", path.read_text()), path.name
+def test_templates_type_out_no_values() -> None:
+    """Templates show labels and compare members: a stored value typed into a template is a
+    second home for it (renaming the value would silently break the page)."""
+    values = sorted({v for term in TERMS for v in term.values()}, key=len, reverse=True)
+    alternatives = "|".join(map(re.escape, values))
+    # A comparison, or a Jinja keyword argument (single quotes: HTML attributes use double).
+    quoted = re.compile(rf"""(==|!=)\s*['"]({alternatives})['"]|\w='({alternatives})'""")
+    for path in ROOT.glob("templates/**/*.html"):
+        text = path.read_text()
+        assert not re.search(r"\.value\b", text), path.name
+        assert not quoted.search(text), (path.name, quoted.search(text))
 
 
 def test_status_facts(app) -> None:

@@ -5,12 +5,12 @@ fix."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from .. import geomath
 from ..db import writing
 from ..extensions import db
-from ..listings import apply_data
+from ..listings import apply_data, flag_data
 from ..models import (
     FlagType,
     Listing,
@@ -99,17 +99,6 @@ def mark_verified(
         return listing
 
 
-def _flag_dict(flag: ReliabilityFlag) -> dict[str, Any]:
-    # The audit's picture of a flag, the same whether it is being added or removed.
-    return {
-        "type": flag.type.value,
-        "label": flag.label,
-        "source": flag.source,
-        "as_of": flag.as_of.isoformat(),
-        "url": flag.url,
-    }
-
-
 def add_flag(
     listing_id: int,
     moderator: User,
@@ -132,7 +121,7 @@ def add_flag(
         )
         listing.flags.append(flag)
         db.session.flush()
-        record("flag_add", actor=moderator, listing=listing, after=_flag_dict(flag))
+        record("flag_add", actor=moderator, listing=listing, after=flag_data(flag))
         return flag
 
 
@@ -144,7 +133,7 @@ def remove_flag(listing_id: int, flag_id: int, moderator: User, reason: str) -> 
         flag = next((f for f in listing.flags if f.id == flag_id), None)
         if flag is None:
             raise AlreadyHandled("That flag is no longer on this listing. Nothing was changed.")
-        before = _flag_dict(flag)
+        before = flag_data(flag)
         listing.flags.remove(flag)
         record("flag_remove", actor=moderator, listing=listing, before=before, reason=reason)
 

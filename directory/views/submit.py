@@ -28,7 +28,7 @@ def choose() -> ResponseReturnValue:
     return render_template("submit/choose.html")
 
 
-@bp.route("/<any(pharmacy, prescriber):kind>", methods=["GET", "POST"])
+@bp.route(f"/<any({', '.join(Kind.values())}):kind>", methods=["GET", "POST"])
 @limit_posts
 def new_listing(kind: str) -> ResponseReturnValue:
     return _form_page(Kind(kind), None)
@@ -61,7 +61,7 @@ def _form_page(kind: Kind, listing: Listing | None) -> ResponseReturnValue:
             email=(form.submitter_email.data or "").lower() or None,
         )
         return redirect(url_for("submit.sent", reference=sub.reference), code=303)
-    page = render_template("submit/listing_form.html", form=form, kind=kind.value, listing=listing)
+    page = render_template("submit/listing_form.html", form=form, kind=kind, listing=listing)
     return page, (400 if form.errors else 200)
 
 
