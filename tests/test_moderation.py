@@ -4,17 +4,14 @@ import threading
 from datetime import date, timedelta
 
 import pytest
-from bs4 import BeautifulSoup
 from sqlalchemy import func, select, text
 
 from directory import moderation
 from directory.extensions import db
 from directory.geocoding import Geocoding
-from directory.models import AuditEntry, Kind, Listing, Submission, SubmissionStatus
+from directory.models import AuditEntry, Kind, Listing, Role, Submission, SubmissionStatus
 from tests import builders
-from tests.conftest import make_app
-
-PASSWORD = "correct horse battery"
+from tests.conftest import PASSWORD, html, make_app
 
 NEW_PHARMACY = {
     "name": "Magnolia Compounding",
@@ -57,14 +54,13 @@ def audit_actions(listing_id=None):
 
 
 @pytest.fixture
-def mod(app):
-    return builders.user("mod", PASSWORD)
+def mod(auth):
+    return auth.create("mod")
 
 
 @pytest.fixture
-def signed_in(client, mod):
-    response = client.post("/login", data={"username": "mod", "password": PASSWORD})
-    assert response.status_code == 303
+def signed_in(client, auth, mod):
+    assert auth.login("mod").status_code == 303
     return client
 
 
@@ -248,18 +244,14 @@ def test_concurrent_approvals_exactly_one_wins(database_url) -> None:
 # --- through the web pages --------------------------------------------------------------------
 
 
-def page(response) -> BeautifulSoup:
-    return BeautifulSoup(response.data, "html.parser")
-
-
 def test_queue_shows_counts_and_oldest_first(signed_in) -> None:
     first = submit_new()
     second = submit_new({**NEW_PHARMACY, "name": "Second Pharmacy", "phone": "(205) 555-0177"})
     builders.pharmacy(verified_on=date.today() - timedelta(days=800))
-    html = page(signed_in.get("/moderation/"))
-    refs = [a.get_text() for a in html.select(".queue-table tbody a")]
+    doc = html(signed_in.get("/moderation/"))
+    refs = [a.get_text() for a in doc.select(".queue-table tbody a")]
     assert refs == [first.reference, second.reference]
-    counts = html.select_one(".counts").get_text(" ")
+    counts = doc.select_one(".counts").get_text(" ")
     assert "2 new listings" in " ".join(counts.split())
     assert "1 listings due for re-verification" in " ".join(counts.split())
 
@@ -267,12 +259,12 @@ def test_queue_shows_counts_and_oldest_first(signed_in) -> None:
 def test_review_page_shows_values_pin_duplicates_and_private_contact(signed_in) -> None:
     existing = builders.pharmacy(name="Magnolia Compounding", phone="(205) 555-0142")
     sub = submit_new()
-    html = page(signed_in.get(f"/moderation/submissions/{sub.id}"))
-    text = " ".join(html.get_text(" ").split())
+    doc = html(signed_in.get(f"/moderation/submissions/{sub.id}"))
+    text = " ".join(doc.get_text(" ").split())
     assert "Magnolia Compounding" in text and "patient@example.org" in text
     assert "I get my LDN here" in text
     assert "postal code area" in text
-    assert html.select_one(f"a[href='/moderation/listings/{existing.id}']") is not None
+    assert doc.select_one(f"a[href='/moderation/listings/{existing.id}']") is not None
 
 
 def test_correction_review_shows_a_side_by_side_diff(signed_in) -> None:
@@ -285,8 +277,8 @@ def test_correction_review_shows_a_side_by_side_diff(signed_in) -> None:
         geocoding=Geocoding(),
         problem="wrong_details",
     )
-    html = page(signed_in.get(f"/moderation/submissions/{sub.id}"))
-    row = html.select_one("table.diff tbody tr")
+    doc = html(signed_in.get(f"/moderation/submissions/{sub.id}"))
+    row = doc.select_one("table.diff tbody tr")
     assert row.select_one("th").get_text(strip=True) == "Name"
     assert row.select_one("td.before").get_text(strip=True) == "Old Name"
     assert row.select_one("td.after").get_text(strip=True) == "New Name"
@@ -310,8 +302,8 @@ def test_reject_without_reason_shows_message_next_to_field(signed_in) -> None:
     sub = submit_new()
     response = signed_in.post(f"/moderation/submissions/{sub.id}/reject", data={"reason": ""})
     assert response.status_code == 400
-    html = page(response)
-    assert "Please give a reason" in html.select_one(".has-error .error").get_text()
+    doc = html(response)
+    assert "Please give a reason" in doc.select_one(".has-error .error").get_text()
     db.session.refresh(sub)
     assert sub.status == SubmissionStatus.PENDING
 
@@ -342,7 +334,7 @@ def test_actions_without_csrf_token_change_nothing(database_url) -> None:
         sub = submit_new()
         client = app.test_client()
         # Sign in properly, with the token from the form.
-        form = page(client.get("/login"))
+        form = html(client.get("/login"))
         token = form.select_one("input[name=csrf_token]")["value"]
         assert (
             client.post(
@@ -357,17 +349,17 @@ def test_actions_without_csrf_token_change_nothing(database_url) -> None:
         assert sub.status == SubmissionStatus.PENDING
 
 
-def test_listing_history_and_audit_csv(signed_in) -> None:
+def test_listing_history_and_audit_csv(signed_in, auth) -> None:
     from directory.models import User
 
-    admin = builders.user("boss", PASSWORD, "admin")
+    admin = auth.create("boss", Role.ADMIN)
     mod = db.session.scalar(select(User).where(User.username == "mod"))
     p = builders.pharmacy(name="History Pharmacy")
     moderation.set_status(p.id, mod, "temporarily_closed", '=HYPERLINK("evil")')
-    html = page(signed_in.get(f"/moderation/listings/{p.id}"))
-    assert "temporarily closed" in html.select_one("ol.history").get_text(" ").replace("_", " ")
-    signed_in.post("/logout")
-    signed_in.post("/login", data={"username": admin.username, "password": PASSWORD})
+    doc = html(signed_in.get(f"/moderation/listings/{p.id}"))
+    assert "temporarily closed" in doc.select_one("ol.history").get_text(" ").replace("_", " ")
+    assert auth.logout().status_code == 303
+    assert auth.login(admin.username).status_code == 303
     csv_text = signed_in.get("/moderation/audit.csv?action=status").get_data(as_text=True)
     lines = csv_text.strip().splitlines()
     assert lines[0].startswith("id,at,actor,action")
