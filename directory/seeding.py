@@ -1,7 +1,9 @@
 """Loading seeds/: vocabularies (CSV) and sample listings (JSON lines).
 
-Every file is read and checked whole before anything is written, so a bad row names its file
-and line and nothing of that file lands. Loading is idempotent: vocabulary rows are upserted by
+Every file is read and checked whole before anything is kept, so a bad row names its file and
+line and nothing lands. A listing row is checked twice: here for its shape (types, known codes,
+the seed-only keys), then by the public listing form's own rules (forms.listing_errors), the
+same rules a person's suggestion meets. Loading is idempotent: vocabulary rows are upserted by
 code, sample listings are inserted once by their `key` and never overwritten (a moderator may
 have edited them since).
 """
@@ -19,7 +21,8 @@ from sqlalchemy import select
 from . import moderation
 from .db import writing
 from .extensions import db
-from .geomath import valid_lat_lon
+from .forms.listing import listing_errors
+from .geomath import COORDINATES_MESSAGE, valid_lat_lon
 from .listings import fields_for, parse_date
 from .models import (
     Condition,
@@ -52,6 +55,15 @@ SAMPLES = [
 
 class SeedError(ValueError):
     """One line that says which file and line is wrong, and how."""
+
+
+@dataclass
+class SeedRow:
+    """A listing row that passed the shape checks, and where it came from."""
+
+    kind: Kind
+    where: str  # "path:line", for messages
+    data: dict[str, Any]
 
 
 @dataclass
@@ -93,7 +105,7 @@ def read_vocabulary(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]
 
 _BOOL = (bool,)
 _OPT_STR = (str, type(None))
-_OPT_NUM = (int, float, type(None))
+_NUM = (int, float)
 
 
 def _check_listing(kind: Kind, row: Any, codes: dict[str, set[str]]) -> str | None:
@@ -108,22 +120,21 @@ def _check_listing(kind: Kind, row: Any, codes: dict[str, set[str]]) -> str | No
         return f"missing keys: {', '.join(missing)}"
     if not isinstance(row["key"], str) or not row["key"]:
         return "key must be a non-empty string"
-    if not isinstance(row["name"], str) or not row["name"].strip():
-        return "name must be a non-empty string"
-    for key in ("street", "city", "region", "postal_code", "phone", "website", "email"):
+    text_keys = ["name", "street", "city", "region", "postal_code", "phone", "website", "email"]
+    if kind == Kind.PRESCRIBER:
+        text_keys.append("npi")
+    for key in text_keys:
         if not isinstance(row[key], _OPT_STR):
             return f"{key} must be text or null"
     if not isinstance(row["country"], str) or len(row["country"]) != 2:
         return "country must be a two-letter code"
     lat, lon = row["lat"], row["lon"]
-    if (
-        not isinstance(lat, _OPT_NUM)
-        or not isinstance(lon, _OPT_NUM)
-        or (lat is None) != (lon is None)
-    ):
+    if lat is None and lon is None:
+        pass
+    elif not isinstance(lat, _NUM) or not isinstance(lon, _NUM):
         return "lat and lon must both be numbers, or both null"
-    if lat is not None and lon is not None and not valid_lat_lon(lat, lon):
-        return "lat/lon out of range"
+    elif not valid_lat_lon(lat, lon):
+        return COORDINATES_MESSAGE.rstrip(".")
     if row["geo_precision"] is not None and row["geo_precision"] not in {
         p.value for p in Precision
     }:
@@ -154,8 +165,6 @@ def _check_listing(kind: Kind, row: Any, codes: dict[str, set[str]]) -> str | No
         for key in ("telehealth", "telehealth_only"):
             if not isinstance(row[key], _BOOL):
                 return f"{key} must be true or false"
-        if row["npi"] is not None and not (isinstance(row["npi"], str) and row["npi"].isdigit()):
-            return "npi must be a string of digits or null"
     try:
         parse_date(row["verified_on"])
     except (TypeError, ValueError):
@@ -176,10 +185,11 @@ def _check_listing(kind: Kind, row: Any, codes: dict[str, set[str]]) -> str | No
     return None
 
 
-def read_listings(path: Path, kind: Kind, codes: dict[str, set[str]]) -> list[dict[str, Any]]:
+def read_listings(path: Path, kind: Kind, codes: dict[str, set[str]]) -> list[SeedRow]:
+    """The file's rows, each checked for its shape; the form's rules come later, in load()."""
     if not path.exists():
         raise SeedError(f"{path}: file not found.")
-    rows = []
+    rows: list[SeedRow] = []
     keys: set[str] = set()
     with path.open(encoding="utf-8") as fh:
         for number, text in enumerate(fh, start=1):
@@ -195,8 +205,17 @@ def read_listings(path: Path, kind: Kind, codes: dict[str, set[str]]) -> list[di
             if problem:
                 raise SeedError(f"{path}:{number}: {problem}.")
             keys.add(row["key"])
-            rows.append(row)
+            rows.append(SeedRow(kind, f"{path}:{number}", row))
     return rows
+
+
+def check_form_rules(row: SeedRow) -> None:
+    """The public form's rules, which read their choices from the vocabulary tables: run once
+    this load's vocabularies are written, inside its transaction, so a failure keeps nothing."""
+    errors = listing_errors(row.kind, row.data)
+    if errors:
+        key, messages = next(iter(errors.items()))
+        raise SeedError(f"{row.where}: {key}: {messages[0].rstrip('.')}.")
 
 
 def load(seeds_dir: Path = SEEDS, *, samples: bool = True) -> SeedReport:
@@ -211,7 +230,7 @@ def load(seeds_dir: Path = SEEDS, *, samples: bool = True) -> SeedReport:
         "conditions": {r["code"] for r in vocab_rows["conditions.csv"][1]},
     }
     listing_rows = (
-        [(kind, read_listings(seeds_dir / name, kind, codes)) for name, kind in SAMPLES]
+        [row for name, kind in SAMPLES for row in read_listings(seeds_dir / name, kind, codes)]
         if samples
         else []
     )
@@ -232,11 +251,12 @@ def load(seeds_dir: Path = SEEDS, *, samples: bool = True) -> SeedReport:
         existing = set(
             db.session.scalars(select(Listing.seed_key).where(Listing.seed_key.is_not(None)))
         )
-        for kind, rows in listing_rows:
-            for row in rows:
-                if row["key"] in existing:
-                    report.listings_skipped += 1
-                    continue
-                moderation.create_seed_listing(kind, row)
-                report.listings_added += 1
+        for row in listing_rows:
+            check_form_rules(row)
+        for row in listing_rows:
+            if row.data["key"] in existing:
+                report.listings_skipped += 1
+                continue
+            moderation.create_seed_listing(row.kind, row.data)
+            report.listings_added += 1
     return report

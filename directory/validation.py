@@ -28,6 +28,17 @@ def npi_valid(npi: str) -> bool:
     return len(npi) == 10 and npi.isascii() and npi.isdigit() and luhn_valid(NPI_PREFIX + npi)
 
 
+def normalise_npi(raw: str) -> str:
+    """The NPI with the spaces and dashes people type taken out, or ValueError with a plain
+    message: the one NPI rule for forms, seeds and registry imports."""
+    digits = raw.replace(" ", "").replace("-", "")
+    if not (len(digits) == 10 and digits.isascii() and digits.isdigit()):
+        raise ValueError("An NPI has exactly 10 digits.")
+    if not npi_valid(digits):
+        raise ValueError("This NPI's last digit doesn't match: please check it for a typo.")
+    return digits
+
+
 def normalise_phone(raw: str, country: str = "US") -> str:
     """Return the number formatted for display, or raise ValueError with a plain message."""
     try:

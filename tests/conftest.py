@@ -1,5 +1,6 @@
 """Fixtures: a real database per test (SQLite file, or PostgreSQL when TEST_DATABASE_URL is set),
-the app, a client and a CLI runner, and a live server for browser tests."""
+the app, a client and a CLI runner, signing in (`auth`), and a live server for browser tests.
+Helpers: `html(response)` and `texts(response, selector)` read a page through real selectors."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bs4 import BeautifulSoup
 from flask import Flask, has_app_context
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
+from werkzeug.test import TestResponse
 
 from directory import create_app
+from directory.config import SETTINGS
 from directory.extensions import db
+from directory.models import Role, User
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 if PG_URL.startswith("postgresql://"):
@@ -38,6 +43,25 @@ DATA_TABLES = [
     "geocode_cache",
     "users",
 ]
+
+# What the app reads from the environment: its settings, and FLASK_DEBUG (config.py reads it too).
+APP_ENVIRONMENT = frozenset([*SETTINGS, "FLASK_DEBUG"])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_settings_from_the_shell() -> Iterator[None]:
+    """A setting exported in the shell (DIRECTORY_ENV=development after `make run`) must not
+    change what a test sees: tests that want a setting set it with monkeypatch."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in APP_ENVIRONMENT:
+            mp.delenv(name, raising=False)
+        yield
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """The environment for a child process: this one without the app's settings, plus these."""
+    return {k: v for k, v in os.environ.items() if k not in APP_ENVIRONMENT} | settings
+
 
 BASE_CONFIG: dict[str, Any] = {
     "TESTING": True,
@@ -154,6 +178,54 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def runner(app: Flask) -> FlaskCliRunner:
     return app.test_cli_runner()
+
+
+PASSWORD = "correct horse battery"
+
+
+class AuthActions:
+    """Accounts and signing in through the real login form, as in Flask's tutorial."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def create(
+        self, name: str = "mod", role: Role = Role.MODERATOR, password: str = PASSWORD
+    ) -> User:
+        from tests import builders
+
+        return builders.user(name, password, role)
+
+    def login(
+        self, name: str = "mod", password: str = PASSWORD, next_url: str = ""
+    ) -> TestResponse:
+        return self.client.post(
+            "/login", data={"username": name, "password": password, "next": next_url}
+        )
+
+    def logout(self) -> TestResponse:
+        return self.client.post("/logout")
+
+    def sign_in_as(self, name: str = "mod", role: Role = Role.MODERATOR) -> User:
+        """A new account of this role, signed in on the client."""
+        account = self.create(name, role)
+        response = self.login(name)
+        assert response.status_code == 303, response.get_data(as_text=True)
+        return account
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    return AuthActions(client)
+
+
+def html(response: TestResponse) -> BeautifulSoup:
+    return BeautifulSoup(response.data, "html.parser")
+
+
+def texts(response: TestResponse, selector: str) -> list[str]:
+    """The text of every element the CSS selector matches, whitespace collapsed."""
+    return [" ".join(node.get_text(" ").split()) for node in html(response).select(selector)]
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 from directory.extensions import db
 from directory.models import Submission
+from tests.conftest import clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -36,13 +37,12 @@ class Gunicorn:
     def __init__(self, database_url: str, workers: int, **env: str) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": "gunicorn-test-secret",
-            "DIRECTORY_ENV": "development",
+        self.env = clean_env(
+            DATABASE_URL=database_url,
+            SECRET_KEY="gunicorn-test-secret",
+            DIRECTORY_ENV="development",
             **env,
-        }
+        )
         self.cmd = [
             sys.executable,
             "-m",

@@ -38,6 +38,7 @@ from directory.geocoding import (
     parse_coordinates,
     store,
 )
+from tests.conftest import clean_env
 
 
 def km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -490,7 +491,7 @@ BUILD_LOG = "building the offline gazetteer"
 
 def run_python(code: str, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
     """Start ``python -c code args...`` with this checkout importable."""
-    env = dict(os.environ)
+    env = clean_env()
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     return subprocess.Popen(
         [sys.executable, "-c", code, *args],

@@ -12,11 +12,9 @@ from directory import moderation
 from directory.extensions import db
 from directory.geocoding import Geocoding
 from directory.listings import to_data
-from directory.models import AuditEntry, Kind, Listing, Submission, SubmissionStatus
+from directory.models import AuditEntry, Kind, Listing, Role, Submission, SubmissionStatus
 from tests import builders
-from tests.conftest import make_app
-
-PASSWORD = "correct horse battery"
+from tests.conftest import PASSWORD, html, make_app
 
 NEW_PHARMACY = {
     "name": "Magnolia Compounding",
@@ -59,14 +57,13 @@ def audit_actions(listing_id=None):
 
 
 @pytest.fixture
-def mod(app):
-    return builders.user("mod", PASSWORD)
+def mod(auth):
+    return auth.create("mod")
 
 
 @pytest.fixture
-def signed_in(client, mod):
-    response = client.post("/login", data={"username": "mod", "password": PASSWORD})
-    assert response.status_code == 303
+def signed_in(client, auth, mod):
+    assert auth.login("mod").status_code == 303
     return client
 
 
@@ -250,18 +247,14 @@ def test_concurrent_approvals_exactly_one_wins(database_url) -> None:
 # --- through the web pages --------------------------------------------------------------------
 
 
-def page(response) -> BeautifulSoup:
-    return BeautifulSoup(response.data, "html.parser")
-
-
 def test_queue_shows_counts_and_oldest_first(signed_in) -> None:
     first = submit_new()
     second = submit_new({**NEW_PHARMACY, "name": "Second Pharmacy", "phone": "(205) 555-0177"})
     builders.pharmacy(verified_on=date.today() - timedelta(days=800))
-    html = page(signed_in.get("/moderation/"))
-    refs = [a.get_text() for a in html.select(".queue-table tbody a")]
+    doc = html(signed_in.get("/moderation/"))
+    refs = [a.get_text() for a in doc.select(".queue-table tbody a")]
     assert refs == [first.reference, second.reference]
-    counts = html.select_one(".counts").get_text(" ")
+    counts = doc.select_one(".counts").get_text(" ")
     assert "2 new listings" in " ".join(counts.split())
     assert "1 listings due for re-verification" in " ".join(counts.split())
 
@@ -269,12 +262,12 @@ def test_queue_shows_counts_and_oldest_first(signed_in) -> None:
 def test_review_page_shows_values_pin_duplicates_and_private_contact(signed_in) -> None:
     existing = builders.pharmacy(name="Magnolia Compounding", phone="(205) 555-0142")
     sub = submit_new()
-    html = page(signed_in.get(f"/moderation/submissions/{sub.id}"))
-    text = " ".join(html.get_text(" ").split())
+    doc = html(signed_in.get(f"/moderation/submissions/{sub.id}"))
+    text = " ".join(doc.get_text(" ").split())
     assert "Magnolia Compounding" in text and "patient@example.org" in text
     assert "I get my LDN here" in text
     assert "postal code area" in text
-    assert html.select_one(f"a[href='/moderation/listings/{existing.id}']") is not None
+    assert doc.select_one(f"a[href='/moderation/listings/{existing.id}']") is not None
 
 
 def test_correction_review_shows_a_side_by_side_diff(signed_in) -> None:
@@ -287,13 +280,13 @@ def test_correction_review_shows_a_side_by_side_diff(signed_in) -> None:
         geocoding=Geocoding(),
         problem="wrong_details",
     )
-    html = page(signed_in.get(f"/moderation/submissions/{sub.id}"))
-    row = html.select_one("table.diff tbody tr")
+    doc = html(signed_in.get(f"/moderation/submissions/{sub.id}"))
+    row = doc.select_one("table.diff tbody tr")
     assert row.select_one("th").get_text(strip=True) == "Name"
     assert row.select_one("td.before").get_text(strip=True) == "Old Name"
     assert row.select_one("td.after").get_text(strip=True) == "New Name"
     # Each proposed change is ticked in the approve form; unchanged fields aren't offered.
-    ticks = html.select("#approve-form input[name=fields]")
+    ticks = doc.select("#approve-form input[name=fields]")
     assert [(t["value"], t.has_attr("checked")) for t in ticks] == [("name", True)]
 
 
@@ -314,8 +307,8 @@ def test_reject_without_reason_shows_message_next_to_field(signed_in) -> None:
     sub = submit_new()
     response = signed_in.post(f"/moderation/submissions/{sub.id}/reject", data={"reason": ""})
     assert response.status_code == 400
-    html = page(response)
-    assert "Please give a reason" in html.select_one(".has-error .error").get_text()
+    doc = html(response)
+    assert "Please give a reason" in doc.select_one(".has-error .error").get_text()
     db.session.refresh(sub)
     assert sub.status == SubmissionStatus.PENDING
 
@@ -327,9 +320,9 @@ def test_unknown_ids_are_404_not_500(signed_in) -> None:
     assert signed_in.post("/moderation/listings/999/verify").status_code == 404
 
 
-def error_next_to(html: BeautifulSoup, field_id: str) -> str:
+def error_next_to(doc: BeautifulSoup, field_id: str) -> str:
     """The error message shown with the field whose input has this id."""
-    box = html.select_one(f"#{field_id}").find_parent(class_="has-error")
+    box = doc.select_one(f"#{field_id}").find_parent(class_="has-error")
     assert box is not None, f"no error shown next to #{field_id}"
     return box.select_one(".error").get_text(" ", strip=True)
 
@@ -340,10 +333,10 @@ def test_bad_pin_is_refused_with_a_message(signed_in) -> None:
         f"/moderation/submissions/{sub.id}/approve", data={"lat": "north", "lon": "1"}
     )
     assert response.status_code == 400
-    html = page(response)
-    assert "must both be numbers" in error_next_to(html, "lat")
-    assert html.select_one("#lat")["value"] == "north"  # what was typed is kept
-    assert html.select_one("#lon")["value"] == "1"
+    doc = html(response)
+    assert "must both be numbers" in error_next_to(doc, "lat")
+    assert doc.select_one("#lat")["value"] == "north"  # what was typed is kept
+    assert doc.select_one("#lon")["value"] == "1"
     db.session.refresh(sub)
     assert sub.status == SubmissionStatus.PENDING
 
@@ -364,7 +357,7 @@ def test_approve_with_bad_input_is_400_with_the_message_by_the_field(
     sub = submit_new()
     response = signed_in.post(f"/moderation/submissions/{sub.id}/approve", data=data)
     assert response.status_code == 400
-    assert message in error_next_to(page(response), field_id)
+    assert message in error_next_to(html(response), field_id)
     db.session.refresh(sub)
     assert sub.status == SubmissionStatus.PENDING
     assert db.session.scalar(select(func.count()).select_from(Listing)) == 0
@@ -386,8 +379,8 @@ def test_review_page_offers_every_verify_method_from_the_vocabulary(signed_in) -
     from directory.models import VerifyMethod
 
     sub = submit_new()
-    html = page(signed_in.get(f"/moderation/submissions/{sub.id}"))
-    offered = [o["value"] for o in html.select("#approve-form select[name=verify_method] option")]
+    doc = html(signed_in.get(f"/moderation/submissions/{sub.id}"))
+    offered = [o["value"] for o in doc.select("#approve-form select[name=verify_method] option")]
     assert offered == ["", *VerifyMethod.values()]
 
 
@@ -398,9 +391,9 @@ def test_merge_into_a_listing_that_does_not_exist_is_400_by_the_field(signed_in)
             f"/moderation/submissions/{sub.id}/merge", data={"listing_id": target}
         )
         assert response.status_code == 400
-        html = page(response)
-        assert message in error_next_to(html, "listing_id")
-        assert html.select_one("#listing_id")["value"] == target
+        doc = html(response)
+        assert message in error_next_to(doc, "listing_id")
+        assert doc.select_one("#listing_id")["value"] == target
     db.session.refresh(sub)
     assert sub.status == SubmissionStatus.PENDING
 
@@ -408,11 +401,9 @@ def test_merge_into_a_listing_that_does_not_exist_is_400_by_the_field(signed_in)
 def test_merge_through_the_page_offers_the_duplicate(signed_in) -> None:
     existing = builders.pharmacy(name="Magnolia Compounding", website=None, phone="(205) 555-0142")
     sub = submit_new()
-    html = page(signed_in.get(f"/moderation/submissions/{sub.id}"))
-    assert html.select_one("#listing_id")["value"] == str(existing.id)
-    assert (
-        f"Magnolia Compounding (#{existing.id})" in html.select_one("#listing_id-hint").get_text()
-    )
+    doc = html(signed_in.get(f"/moderation/submissions/{sub.id}"))
+    assert doc.select_one("#listing_id")["value"] == str(existing.id)
+    assert f"Magnolia Compounding (#{existing.id})" in doc.select_one("#listing_id-hint").get_text()
     response = signed_in.post(
         f"/moderation/submissions/{sub.id}/merge", data={"listing_id": str(existing.id)}
     )
@@ -458,9 +449,9 @@ def test_unknown_status_is_400_by_the_field(signed_in) -> None:
         data={"status-status": "demolished", "status-reason": "Gone"},
     )
     assert response.status_code == 400
-    html = page(response)
-    assert "Not a valid choice" in error_next_to(html, "status-status")
-    assert html.select_one("#status-reason").get_text(strip=True) == "Gone"
+    doc = html(response)
+    assert "Not a valid choice" in error_next_to(doc, "status-status")
+    assert doc.select_one("#status-reason").get_text(strip=True) == "Gone"
     db.session.refresh(p)
     assert p.status.value == "open"
 
@@ -469,9 +460,9 @@ def test_pin_form_on_the_listing_page(signed_in) -> None:
     p = builders.pharmacy()
     bad = signed_in.post(f"/moderation/listings/{p.id}/pin", data={"pin-lat": "91", "pin-lon": ""})
     assert bad.status_code == 400
-    html = page(bad)
-    assert "between -90 and 90" in error_next_to(html, "pin-lat")
-    assert "Enter the longitude" in error_next_to(html, "pin-lon")
+    doc = html(bad)
+    assert "between -90 and 90" in error_next_to(doc, "pin-lat")
+    assert "Enter the longitude" in error_next_to(doc, "pin-lon")
     ok = signed_in.post(
         f"/moderation/listings/{p.id}/pin", data={"pin-lat": "33.51", "pin-lon": "-86.79"}
     )
@@ -490,13 +481,13 @@ def test_audit_filter_form(signed_in) -> None:
     moderation.set_status(b.id, mod, "closed", "Closed too")
     signed_in.post("/logout")
     signed_in.post("/login", data={"username": "boss", "password": PASSWORD})
-    html = page(signed_in.get(f"/moderation/audit?listing={b.id}&action=status"))
-    assert [td.get_text() for td in html.select("tbody tr td:nth-of-type(5)")] == ["Closed too"]
-    assert html.select_one("#action option[selected]")["value"] == "status"
+    doc = html(signed_in.get(f"/moderation/audit?listing={b.id}&action=status"))
+    assert [td.get_text() for td in doc.select("tbody tr td:nth-of-type(5)")] == ["Closed too"]
+    assert doc.select_one("#action option[selected]")["value"] == "status"
     for query, field_id in (("since=2026-13-45", "since"), ("listing=abc", "listing")):
         bad = signed_in.get(f"/moderation/audit?{query}")
         assert bad.status_code == 400
-        assert error_next_to(page(bad), field_id)
+        assert error_next_to(html(bad), field_id)
         assert signed_in.get(f"/moderation/audit.csv?{query}").status_code == 400
 
 
@@ -507,7 +498,7 @@ def test_an_admin_cannot_deactivate_themself(client) -> None:
     client.post("/login", data={"username": "boss", "password": PASSWORD})
     response = client.post(f"/moderation/accounts/{boss.id}/active")
     assert response.status_code == 400
-    assert "can't deactivate your own account" in page(response).get_text()
+    assert "can't deactivate your own account" in html(response).get_text()
     db.session.refresh(boss)
     assert boss.active
     assert client.post("/moderation/accounts/999/active").status_code == 404
@@ -529,7 +520,7 @@ def test_actions_without_csrf_token_change_nothing(database_url) -> None:
         sub = submit_new()
         client = app.test_client()
         # Sign in properly, with the token from the form.
-        form = page(client.get("/login"))
+        form = html(client.get("/login"))
         token = form.select_one("input[name=csrf_token]")["value"]
         assert (
             client.post(
@@ -544,17 +535,17 @@ def test_actions_without_csrf_token_change_nothing(database_url) -> None:
         assert sub.status == SubmissionStatus.PENDING
 
 
-def test_listing_history_and_audit_csv(signed_in) -> None:
+def test_listing_history_and_audit_csv(signed_in, auth) -> None:
     from directory.models import User
 
-    admin = builders.user("boss", PASSWORD, "admin")
+    admin = auth.create("boss", Role.ADMIN)
     mod = db.session.scalar(select(User).where(User.username == "mod"))
     p = builders.pharmacy(name="History Pharmacy")
     moderation.set_status(p.id, mod, "temporarily_closed", '=HYPERLINK("evil")')
-    html = page(signed_in.get(f"/moderation/listings/{p.id}"))
-    assert "temporarily closed" in html.select_one("ol.history").get_text(" ").replace("_", " ")
-    signed_in.post("/logout")
-    signed_in.post("/login", data={"username": admin.username, "password": PASSWORD})
+    doc = html(signed_in.get(f"/moderation/listings/{p.id}"))
+    assert "temporarily closed" in doc.select_one("ol.history").get_text(" ").replace("_", " ")
+    assert auth.logout().status_code == 303
+    assert auth.login(admin.username).status_code == 303
     csv_text = signed_in.get("/moderation/audit.csv?action=status").get_data(as_text=True)
     lines = csv_text.strip().splitlines()
     assert lines[0].startswith("id,at,actor,action")

@@ -18,16 +18,12 @@ from directory.forms import SearchForm
 from directory.geo import geocoder
 from directory.models import Kind, Listing, Status
 from tests import builders
-from tests.conftest import make_app
+from tests.conftest import html, make_app
 
 KM_PER_MI = 1.609344
 ORIGIN = (33.5062, -86.8003)  # ZIP 35233, Birmingham, AL
 
 PAGE_MESSAGE = f"The page must be a whole number from 1 to {search.MAX_PAGE}."
-
-
-def soup(response) -> BeautifulSoup:  # type: ignore[no-untyped-def]
-    return BeautifulSoup(response.data, "html.parser")
 
 
 def run(**args: Any) -> search.Result:
@@ -78,7 +74,7 @@ def card_texts(page: BeautifulSoup, part: str | None = None) -> dict[str, str]:
 
 def test_seeded_results_are_nearest_first_with_geopy_distances(seeded, client) -> None:
     lat, lon, radius_mi = 47.6062, -122.3321, 30
-    page = soup(client.get(f"/search?lat={lat}&lon={lon}&radius={radius_mi}&unit=mi"))
+    page = html(client.get(f"/search?lat={lat}&lon={lon}&radius={radius_mi}&unit=mi"))
     found = cards(page)
     # The oracle: every open listing with an office within the radius, by geopy.
     expected = []
@@ -192,7 +188,7 @@ def test_the_total_is_capped(app, client) -> None:
     last = run(lat=ORIGIN[0], lon=ORIGIN[1], radius=10, page=search.MAX_PAGE)
     oracle = spatial.full_scan_nearest(*ORIGIN, 10 * KM_PER_MI, limit=cap)
     assert [h.listing.id for h in last.hits] == [i for i, _ in oracle[cap - 20 : cap]]
-    page = soup(client.get(f"/search?lat={ORIGIN[0]}&lon={ORIGIN[1]}&radius=10"))
+    page = html(client.get(f"/search?lat={ORIGIN[0]}&lon={ORIGIN[1]}&radius=10"))
     assert (
         page.select_one(".result-summary")
         .get_text(" ", strip=True)
@@ -204,10 +200,10 @@ def test_the_total_is_capped(app, client) -> None:
 def test_html_pager_links_continue_the_list(app, client) -> None:
     for i in range(25):
         builders.pharmacy(name=f"Pharmacy {i:02d}", **at(0.5 + i))
-    first = soup(client.get("/search?near=35233&radius=50"))
+    first = html(client.get("/search?near=35233&radius=50"))
     next_link = first.select_one("nav.pager a[rel=next]")
     assert next_link is not None
-    second = soup(client.get(next_link["href"]))
+    second = html(client.get(next_link["href"]))
     ids = [int(c["data-id"]) for c in cards(first) + cards(second)]
     assert len(ids) == 25 and len(set(ids)) == 25
     distances = [float(c.select_one(".distance").get_text().split()[0]) for c in cards(second)]
@@ -364,7 +360,7 @@ def test_each_filter(mixed) -> None:
 
 
 def test_filters_work_through_the_page_by_get(mixed, client) -> None:
-    page = soup(client.get("/search?near=35233&radius=5"))
+    page = html(client.get("/search?near=35233&radius=5"))
     form = page.select_one("form#search-form")
     assert form["method"] == "get"
     # Fill in the form the way a browser would and send it.
@@ -383,7 +379,7 @@ def test_filters_work_through_the_page_by_get(mixed, client) -> None:
             fields.append((el["name"], el.get("value", "")))
     response = client.get(form["action"], query_string=fields)
     assert response.status_code == 200
-    filtered = soup(response)
+    filtered = html(response)
     names = {c.select_one(".card-title a").get_text(strip=True) for c in cards(filtered)}
     assert names == IR_ONLY - {"P fillers unknown", "P calcium carbonate", "P hypromellose"}
     # The page shows the filters it applied, so the next change keeps them.
@@ -398,7 +394,7 @@ def test_closed_never_appear_and_temporarily_closed_do(mixed, client) -> None:
     for args in ({}, {"kind": "pharmacy"}, {"kind": "prescriber"}, {"radius": 500}):
         names = set(hit_names(run(near="35233", **{"radius": 5, **args})))
         assert "P closed" not in names and "D closed" not in names
-    page = soup(client.get("/search?near=35233&radius=5&kind=pharmacy"))
+    page = html(client.get("/search?near=35233&radius=5&kind=pharmacy"))
     card = next(
         c
         for c in cards(page)
@@ -542,7 +538,7 @@ def test_also_available_by_country(reach) -> None:
 
 
 def test_also_available_is_shown_on_the_page_without_distances(reach, client) -> None:
-    page = soup(client.get("/search?near=35233"))
+    page = html(client.get("/search?near=35233"))
     also = page.select_one("section.also")
     assert also is not None
     titles = {a.get_text(strip=True) for a in also.select(".card-title a")}
@@ -620,12 +616,12 @@ def test_an_ambiguous_place_offers_the_others(seeded, client) -> None:
     assert result.origin.label == "Birmingham, AL, US"
     labels = [p.label for p in result.other_places]
     assert "Birmingham, England, GB" in labels and result.origin.label not in labels
-    page = soup(client.get("/search?near=Birmingham"))
+    page = html(client.get("/search?near=Birmingham"))
     alabama = {c.select_one(".card-address").get_text() for c in cards(page)}
     assert alabama and all(", AL " in line for line in alabama)
     links = {a.get_text(strip=True): a["href"] for a in page.select(".other-places a")}
     assert set(links) == set(labels)
-    followed = soup(client.get(links["Birmingham, England, GB"]))
+    followed = html(client.get(links["Birmingham, England, GB"]))
     heading = followed.select_one("h1").get_text(" ", strip=True)
     assert "Birmingham" in heading and "England" in heading
 
@@ -687,7 +683,7 @@ def test_search_reads_vocabularies_only_when_a_choice_filter_is_given(app) -> No
 def test_bad_input_gets_a_message_next_to_the_field(shared_client, query, field, message) -> None:
     response = shared_client.get("/search", query_string=query)
     assert response.status_code == 400
-    page = soup(response)
+    page = html(response)
     error = page.select_one(f"#{field}-error")
     assert error is not None and message in error.get_text()
     assert page.select_one(f"div.field.has-error #{field}-error") is error
@@ -719,7 +715,7 @@ def test_bad_input_gets_a_message_next_to_the_field(shared_client, query, field,
 def test_other_bad_parameters_are_summarised(shared_client, query, message) -> None:
     response = shared_client.get("/search", query_string=query)
     assert response.status_code == 400
-    page = soup(response)
+    page = html(response)
     items = [li.get_text(" ", strip=True) for li in page.select(".error-summary li")]
     assert any(message in item for item in items), items
 
@@ -729,7 +725,7 @@ def test_typed_text_is_escaped_when_shown_back(client) -> None:
     response = client.get("/search", query_string={"near": typed, "radius": typed})
     assert response.status_code == 400
     assert b"<script>alert(1)</script>" not in response.data
-    page = soup(response)
+    page = html(response)
     assert page.select_one("input#near")["value"] == typed
     assert page.select_one("input#radius")["value"] == typed[:20]
 
@@ -738,13 +734,13 @@ def test_a_nul_byte_is_a_plain_400(shared_client) -> None:
     for query in ({"near": "35233\x00"}, {"near": "35233", "kind": "both\x00"}):
         response = shared_client.get("/search", query_string=query)
         assert response.status_code == 400
-        assert soup(response).select_one("main h1") is not None
+        assert html(response).select_one("main h1") is not None
 
 
 def test_unknown_place_keeps_the_text_and_suggests_places(app, client) -> None:
     response = client.get("/search?near=Birmingxam&radius=10&kind=pharmacy")
     assert response.status_code == 400
-    page = soup(response)
+    page = html(response)
     assert page.select_one("input#near")["value"] == "Birmingxam"
     assert "We couldn't find 'Birmingxam'" in page.select_one("#near-error").get_text()
     suggestions = {a.get_text(strip=True): a["href"] for a in page.select("ul.suggestions a")}
@@ -753,20 +749,20 @@ def test_unknown_place_keeps_the_text_and_suggests_places(app, client) -> None:
     assert page.select_one("select#kind option[selected]")["value"] == "pharmacy"
     followed = client.get(suggestions["Birmingham, AL, US"])
     assert followed.status_code == 200
-    result_page = soup(followed)
+    result_page = html(followed)
     assert result_page.select_one("input#radius")["value"] == "10"
     assert result_page.select_one("select#kind option[selected]")["value"] == "pharmacy"
     assert all(c.select_one(".kind").get_text(strip=True) == "Pharmacy" for c in cards(result_page))
 
 
 def test_bad_radius_is_kept_in_the_box(client) -> None:
-    page = soup(client.get("/search?near=35233&radius=abc"))
+    page = html(client.get("/search?near=35233&radius=abc"))
     assert page.select_one("input#radius")["value"] == "abc"
     assert page.select_one("input#near")["value"] == "35233"
 
 
 def test_a_long_place_is_cut_to_the_box_size(client) -> None:
-    page = soup(client.get("/search", query_string={"near": "y" * 10240}))
+    page = html(client.get("/search", query_string={"near": "y" * 10240}))
     assert page.select_one("input#near")["value"] == "y" * 200
 
 
@@ -777,7 +773,7 @@ def test_places_with_accents(client, near: str, label: str) -> None:
     builders.pharmacy(name="Farmácia Exemplo", lat=-23.55, lon=-46.63, country="BR", region=None)
     response = client.get("/search", query_string={"near": near})
     assert response.status_code == 200
-    page = soup(response)
+    page = html(response)
     assert page.select_one("input#near")["value"] == near
     assert page.select_one("h1").get_text(" ", strip=True).endswith(label)
     names = [c.select_one(".card-title a").get_text(strip=True) for c in cards(page)]
@@ -786,7 +782,7 @@ def test_places_with_accents(client, near: str, label: str) -> None:
 
 def test_searching_by_position_labels_the_nearest_city(client) -> None:
     builders.pharmacy(name="Here")
-    page = soup(client.get(f"/search?lat={ORIGIN[0]}&lon={ORIGIN[1]}"))
+    page = html(client.get(f"/search?lat={ORIGIN[0]}&lon={ORIGIN[1]}"))
     assert page.select_one("h1").get_text(" ", strip=True).endswith("near Birmingham, AL")
     assert page.select_one("input#lat")["value"] == f"{ORIGIN[0]:.5f}"
     assert [c.select_one(".card-title a").get_text(strip=True) for c in cards(page)] == ["Here"]
@@ -794,13 +790,13 @@ def test_searching_by_position_labels_the_nearest_city(client) -> None:
 
 def test_no_results_offers_a_wider_search(app, client) -> None:
     builders.pharmacy(name="Far", **at(60))
-    page = soup(client.get("/search?near=35233&radius=25"))
+    page = html(client.get("/search?near=35233&radius=25"))
     assert cards(page) == []
     wider = page.select_one(".result-summary a")
     assert wider is not None and "radius=100" in wider["href"]
     assert [
         c.select_one(".card-title a").get_text(strip=True)
-        for c in cards(soup(client.get(wider["href"])))
+        for c in cards(html(client.get(wider["href"])))
     ] == ["Far"]
 
 
@@ -915,7 +911,7 @@ def test_pharmacies_that_do_not_make_ldn_are_never_shown(app, client) -> None:
         assert "Does not make LDN" not in shown and "Mails, but no LDN" not in shown
         assert {"Makes LDN", "Not known"} <= shown
     assert "A prescriber" in hit_names(run(near="35233"))
-    page = soup(client.get("/search?near=35233"))
+    page = html(client.get("/search?near=35233"))
     badges = card_texts(page)
     assert "call first" in badges["Not known"]
     assert "call first" not in badges["Makes LDN"]
@@ -925,7 +921,7 @@ def test_filler_badges_name_the_filler(app, client) -> None:
     builders.pharmacy(name="Advised", fillers=["mcc", "calcium_carbonate"], **at(0.2))
     builders.pharmacy(name="None used", fillers=[], **at(0.3))
     builders.pharmacy(name="Fine", fillers=["mcc"], **at(0.4))
-    page = soup(client.get("/search?near=35233"))
+    page = html(client.get("/search?near=35233"))
     text = card_texts(page)
     assert "advised against (Calcium carbonate)" in text["Advised"]
     assert "No fillers" in text["None used"] and "Fillers are fine" not in text["None used"]
@@ -938,7 +934,7 @@ def test_a_typed_place_wins_over_a_broken_browser_position(app, client) -> None:
     builders.pharmacy(name="In Birmingham", **at(0.2))
     response = client.get("/search?near=35233&lat=91&lon=abc")
     assert response.status_code == 200
-    assert [c.select_one(".card-title").get_text(strip=True) for c in cards(soup(response))] == [
+    assert [c.select_one(".card-title").get_text(strip=True) for c in cards(html(response))] == [
         "In Birmingham"
     ]
     # Alone, the broken position is still an error.
@@ -950,7 +946,7 @@ def test_a_page_past_the_last_says_so(app, client) -> None:
         builders.pharmacy(name=f"P{n}", **at(0.1 * (n + 1)))
     response = client.get("/search?near=35233&page=3")
     assert response.status_code == 400
-    assert "only 1 page" in soup(response).get_text(" ", strip=True)
+    assert "only 1 page" in html(response).get_text(" ", strip=True)
     api = client.get("/api/v1/search?near=35233&page=2")
     assert api.status_code == 400 and "page" in api.get_json()["error"]["fields"]
     assert client.get("/search?near=35233&page=1").status_code == 200
@@ -966,7 +962,7 @@ def test_a_state_asks_for_a_town_and_shows_who_serves_it(reach, client) -> None:
         assert result.region_only and result.origin.precision == "region"
         assert result.hits == [] and result.total == 0
         assert "Mail-order to Alabama" in also_names(result)
-    page = soup(client.get("/search?near=Alabama"))
+    page = html(client.get("/search?near=Alabama"))
     summary = page.select_one(".result-summary").get_text(" ", strip=True)
     assert "too big" in summary and "ZIP code or town" in summary
     assert "Nothing within" not in summary
@@ -983,7 +979,7 @@ def test_a_distance_to_a_town_centre_says_so(app, client) -> None:
     builders.pharmacy(name="Exact", geo_precision="address", **at(0.5))
     builders.pharmacy(name="Town only", geo_precision="city", **at(0.0))
     builders.pharmacy(name="ZIP only", geo_precision="postal_code", **at(1.0))
-    page = soup(client.get("/search?near=35233"))
+    page = html(client.get("/search?near=35233"))
     meta = card_texts(page, ".card-meta")
     assert "town centre" in meta["Town only"] and meta["Town only"].startswith("0.0 mi")
     assert "ZIP code area" in meta["ZIP only"]
@@ -1000,7 +996,7 @@ def test_the_search_form_needs_no_csrf_token(database_url) -> None:
     with app.app_context():
         builders.pharmacy(name="Here", **at(0.2))
         client = app.test_client()
-        page = soup(client.get("/search?near=35233"))
+        page = html(client.get("/search?near=35233"))
         assert [c.select_one(".card-title").get_text(strip=True) for c in cards(page)] == ["Here"]
         assert page.select_one("form#search-form input[name=csrf_token]") is None
         assert client.get("/api/v1/search?near=35233").get_json()["total"] == 1
@@ -1025,7 +1021,7 @@ def test_page_api_and_cli_give_the_same_messages(app, client, runner, query, cli
     assert outcome.result is None and outcome.errors
     api = client.get("/api/v1/search", query_string=query).get_json()["error"]
     assert api["fields"] == outcome.errors and api["message"] == outcome.message
-    page = soup(client.get("/search", query_string=query))
+    page = html(client.get("/search", query_string=query))
     shown = [p.get_text(strip=True) for p in page.select("p.error")]
     shown += [li.get_text(" ", strip=True) for li in page.select(".error-summary li")]
     assert set(outcome.errors.values()) <= set(shown)

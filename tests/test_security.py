@@ -4,10 +4,9 @@ import re
 
 import pytest
 
+from directory.models import Role
 from tests import builders
-from tests.conftest import make_app
-
-PASSWORD = "correct horse battery"
+from tests.conftest import html, make_app
 
 
 def _pages(app):
@@ -30,14 +29,27 @@ def _pages(app):
     return sorted(urls)
 
 
-def test_every_page_sends_the_security_headers(app, client) -> None:
-    builders.user("boss", PASSWORD, "admin")
-    client.post("/login", data={"username": "boss", "password": PASSWORD})
+# What the sweep's URLs answer a signed-in admin when not 200: a search without a place is 400,
+# /login sends a signed-in user on, ids with no row are 404, a URL without its slug redirects.
+NOT_200 = {
+    "/api/v1/search": 400,
+    "/search": 400,
+    "/login": 302,
+    "/moderation/submissions/1": 404,
+    "/moderation/submissions/1/edit": 404,
+    "/no-such-page": 404,
+    "/pharmacies/1": 301,
+    "/prescribers/2": 301,
+}
+
+
+def test_every_page_sends_the_security_headers(app, client, auth) -> None:
+    auth.sign_in_as("boss", Role.ADMIN)
     pages = _pages(app)
     assert len(pages) >= 20
     for url in pages:
         response = client.get(url)
-        assert response.status_code < 500, url
+        assert response.status_code == NOT_200.get(url, 200), url
         h = response.headers
         csp = h.get("Content-Security-Policy", "")
         assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp, url
@@ -51,15 +63,13 @@ def test_every_page_sends_the_security_headers(app, client) -> None:
 
 
 def test_no_inline_script_or_style_in_any_page(app, client) -> None:
-    from bs4 import BeautifulSoup
-
     for url in _pages(app):
-        html = BeautifulSoup(client.get(url).data, "html.parser")
-        for script in html.select("script"):
+        page = html(client.get(url))
+        for script in page.select("script"):
             assert script.get("src") or script.get("type") == "application/ld+json", url
-        assert not html.select("[style]"), url
-        assert not html.select("style"), url
-        assert not [a for a in html.select("[onclick],[onload],[onsubmit]")], url
+        assert not page.select("[style]"), url
+        assert not page.select("style"), url
+        assert not [a for a in page.select("[onclick],[onload],[onsubmit]")], url
 
 
 def test_tiles_are_allowed_as_images_only(database_url) -> None:

@@ -2,6 +2,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from directory import seeding
@@ -73,6 +74,80 @@ def test_malformed_seed_row_names_file_and_line_and_loads_nothing(runner, tmp_pa
     assert db.session.scalar(select(func.count()).select_from(Listing)) == 0
 
 
+def _break_row(seeds: Path, name: str, number: int, **changes: object) -> Path:
+    path = seeds / name
+    lines = path.read_text().splitlines()
+    row = json.loads(lines[number - 1])
+    row.update(changes)
+    lines[number - 1] = json.dumps(row)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _wrong_check_digit(npi: str) -> str:
+    return npi[:9] + str((int(npi[9]) + 1) % 10)
+
+
+@pytest.mark.parametrize(
+    ("name", "changes", "message"),
+    [
+        (
+            "sample_prescribers.jsonl",
+            {"npi": _wrong_check_digit("9405235802")},
+            "npi: This NPI's last digit doesn't match: please check it for a typo.",
+        ),
+        (
+            "sample_prescribers.jsonl",
+            {"street": None, "city": None, "postal_code": None, "telehealth_only": False},
+            "city: Give the city or ZIP of the office, or choose 'Telehealth only'.",
+        ),
+        (
+            "sample_pharmacies.jsonl",
+            {"phone": None, "website": None, "email": None},
+            "phone: Give at least one way to reach the pharmacy: phone, website or email.",
+        ),
+        (
+            "sample_pharmacies.jsonl",
+            {"postal_code": "3523"},
+            "postal_code: That doesn't look like a postal code for this country: expected a "
+            "5-digit ZIP code, like 35233.",
+        ),
+    ],
+)
+def test_seed_rows_meet_the_public_forms_rules(runner, tmp_path, name, changes, message) -> None:
+    """The rules a person's suggestion meets (forms/listing.py) hold for seed rows too."""
+    seeds = _copy_seeds(tmp_path)
+    assert json.loads((seeds / name).read_text().splitlines()[0])["country"] == "US"
+    if "npi" in changes:
+        assert json.loads((seeds / name).read_text().splitlines()[0])["npi"] == "9405235802"
+    path = _break_row(seeds, name, 1, **changes)
+    # A vocabulary change in the same load: the form's rules run after it is written, and
+    # the failure must take it back too.
+    fillers = seeds / "fillers.csv"
+    text = fillers.read_text()
+    assert "mcc,Microcrystalline cellulose (Avicel)," in text
+    fillers.write_text(text.replace("mcc,Microcrystalline cellulose (Avicel),", "mcc,Renamed,"))
+    result = runner.invoke(args=["seed", "--dir", str(seeds)])
+    assert result.exit_code == 1
+    assert f"{path}:1: {message}" in result.output
+    assert "Nothing was loaded" in result.output
+    assert db.session.scalar(select(func.count()).select_from(Listing)) == 0
+    assert db.session.scalar(select(Filler.name).where(Filler.code == "mcc")) == (
+        "Microcrystalline cellulose (Avicel)"
+    )
+
+
+def test_the_seed_check_is_the_forms_check(app) -> None:
+    """A listing the form refuses is refused by listing_errors with the same message, and
+    a listing the form accepts comes back through it unchanged."""
+    from directory.forms.listing import listing_errors
+
+    rows = [json.loads(line) for line in (seeding.SEEDS / "sample_prescribers.jsonl").open()]
+    assert all(listing_errors(Kind.PRESCRIBER, row) == {} for row in rows)
+    bad = {**rows[0], "npi": "12345"}
+    assert listing_errors(Kind.PRESCRIBER, bad) == {"npi": ["An NPI has exactly 10 digits."]}
+
+
 def test_broken_json_and_bad_vocabulary_are_named(runner, tmp_path) -> None:
     seeds = _copy_seeds(tmp_path)
     (seeds / "sample_prescribers.jsonl").write_text('{"key": "x",\n')
@@ -101,11 +176,12 @@ def test_seed_against_an_unwritable_database_path_says_what_to_fix(tmp_path) -> 
 
 
 def test_bad_database_url_is_one_clear_line(tmp_path) -> None:
-    import os
     import subprocess
     import sys
 
-    env = {**os.environ, "DATABASE_URL": "nonsense-url", "SECRET_KEY": "x" * 40}
+    from tests.conftest import clean_env
+
+    env = clean_env(DATABASE_URL="nonsense-url", SECRET_KEY="x" * 40)
     result = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "init-db"],
         env=env,
@@ -148,4 +224,8 @@ def test_export_writes_published_listings_without_private_data(seeded, runner, t
     assert len(rows) == db.session.scalar(select(func.count()).select_from(Listing))
     text = out.read_text()
     assert "secret-submitter" not in text and "Pending Only" not in text
-    assert rows[0]["url"].startswith("/pharmacies/") or rows[0]["url"].startswith("/prescribers/")
+    listings = {x.id: x for x in db.session.scalars(select(Listing))}
+    folder = {Kind.PHARMACY: "pharmacies", Kind.PRESCRIBER: "prescribers"}
+    for row in rows:
+        listing = listings[row["id"]]
+        assert row["url"] == f"/{folder[listing.kind]}/{listing.id}-{listing.slug}"

@@ -58,6 +58,14 @@ def test_npi_needs_exactly_ten_ascii_digits(value: str) -> None:
     assert not validation.npi_valid(value)
 
 
+def test_normalise_npi_takes_out_what_people_type_and_names_the_problem() -> None:
+    assert validation.normalise_npi("1234-567 893") == "1234567893"
+    with pytest.raises(ValueError, match="^An NPI has exactly 10 digits.$"):
+        validation.normalise_npi("123456789")
+    with pytest.raises(ValueError, match="^This NPI's last digit doesn't match"):
+        validation.normalise_npi("1234567898")
+
+
 def test_luhn_textbook_example() -> None:
     assert validation.luhn_valid("79927398713")
     assert not validation.luhn_valid("79927398710")

@@ -4,15 +4,18 @@ checking what one person typed."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask_wtf import FlaskForm
+from werkzeug.datastructures import MultiDict
 from wtforms import (
     BooleanField,
     EmailField,
     Field,
     RadioField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
     URLField,
@@ -29,6 +32,7 @@ from wtforms.validators import (
 
 from .. import regions, validation
 from ..models import (
+    Kind,
     SRPolicy,
 )
 from .fields import COUNTRY_HINT, STRIP, TRI_STATE, MultiCheckboxField
@@ -312,14 +316,10 @@ class PrescriberForm(ListingForm):
 
     def validate_npi(self, field: Field) -> None:
         if field.data:
-            digits = field.data.replace(" ", "").replace("-", "")
-            if not (len(digits) == 10 and digits.isascii() and digits.isdigit()):
-                raise ValidationError("An NPI has exactly 10 digits.")
-            if not validation.npi_valid(digits):
-                raise ValidationError(
-                    "This NPI's last digit doesn't match: please check it for a typo."
-                )
-            field.data = digits
+            try:
+                field.data = validation.normalise_npi(field.data)
+            except ValueError as exc:
+                raise ValidationError(str(exc)) from None
 
     def validate(self, extra_validators: Any = None) -> bool:
         ok = super().validate(extra_validators)
@@ -434,3 +434,53 @@ def form_class(kind: str, *, correction: bool = False) -> type[PharmacyForm] | t
     if kind == "pharmacy":
         return PharmacyCorrectionForm if correction else NewPharmacyForm
     return PrescriberCorrectionForm if correction else NewPrescriberForm
+
+
+# Form fields that hold a listing-dict key under another name.
+_DATA_KEY = {
+    "state": "region",
+    "region_other": "region",
+    "fillers_unknown": "fillers",
+    "ships_to_countries": "ships_to",
+}
+
+
+def listing_errors(kind: Kind, data: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The public form's rules for a listing dict that did not come through the form (seed rows,
+    registry imports): {listing key: messages}, empty when the listing would be accepted.
+
+    The dict is posted to the form as a browser would post it, so every rule runs as it does
+    for a person: Optional() fields, the form-wide checks (an address or telehealth only, a way
+    to reach a pharmacy) and the NPI check digit. Needs an app context: the choices come from
+    the vocabulary tables."""
+    form_cls: type[PharmacyForm] | type[PrescriberForm] = (
+        PharmacyForm if kind == Kind.PHARMACY else PrescriberForm
+    )
+    unbound = form_cls(formdata=None, meta={"csrf": False})
+    unbound.fill(dict(data))
+    form = form_cls(formdata=_as_posted(unbound), meta={"csrf": False})
+    if form.validate():
+        return {}
+    errors: dict[str, list[str]] = {}
+    for name, messages in form.errors.items():
+        if isinstance(name, str) and isinstance(messages, list):
+            errors.setdefault(_DATA_KEY.get(name, name), []).extend(map(str, messages))
+    return errors
+
+
+def _as_posted(form: ListingForm) -> MultiDict[str, str]:
+    """What a browser would send for the form as filled: lists as repeated keys, a ticked box
+    as "y", an empty text box or select as "", and nothing for an unticked box or radio."""
+    posted: MultiDict[str, str] = MultiDict()
+    for field in form:
+        value = field.data
+        if value is None:
+            if not isinstance(field, RadioField | BooleanField | SelectMultipleField):
+                posted.add(field.name, "")
+        elif isinstance(value, bool):
+            if value:
+                posted.add(field.name, "y")
+        else:
+            for item in value if isinstance(value, list) else [value]:
+                posted.add(field.name, str(item))
+    return posted

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from directory.extensions import db
 from directory.models import Kind, Listing
 from tests import builders
+from tests.conftest import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -155,12 +157,14 @@ def send_suggestion(
 
 
 def sign_in(page: Any, app: Flask, base: str) -> None:
-    """Create a moderator account and sign in as it through the login page."""
+    """Create a moderator account and sign in as it, the way a person does: the moderation
+    page sends them to the login form, found by its labels."""
     with app.app_context():
-        builders.user("mod", "correct horse battery")
+        builders.user("mod", PASSWORD)
         db.session.remove()
-    page.goto(f"{base}/login")
-    page.fill("#username", "mod")
-    page.fill("#password", "correct horse battery")
-    page.click("form button[type=submit]")
-    page.wait_for_url("**/moderation/")
+    page.goto(f"{base}/moderation/")
+    assert "/login" in page.url, "sent to sign in first"
+    page.get_by_label("Name").fill("mod")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/moderation/$"))

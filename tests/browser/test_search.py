@@ -56,7 +56,7 @@ def test_use_my_location_explains_when_permission_is_refused(
     status = page.locator("#locate-status")
     status.filter(has_text="ZIP code").wait_for()
     assert status.get_attribute("role") == "status"
-    assert "didn't share" in status.inner_text() or "did not share" in status.inner_text()
+    assert "Your browser did not share your location" in status.inner_text()
     assert page.url == f"{live_server.url}/", "no search without a position"
 
 
