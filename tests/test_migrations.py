@@ -93,3 +93,88 @@ def test_0004_backfills_on_curated_list_and_keeps_the_rtree_triggers(
 
         reset_postgres(PG_URL)
         build_schema(PG_URL)
+
+
+def _derived_triggers() -> set[str]:
+    from sqlalchemy import text
+
+    from directory.derived import TRIGGERS
+
+    query = (
+        "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        if db.engine.dialect.name == "sqlite"
+        else "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+    )
+    with db.engine.connect() as conn:
+        return set(conn.execute(text(query)).scalars()) & set(TRIGGERS)
+
+
+def test_0005_backfills_the_copies_and_its_downgrade_leaves_0004s_schema(
+    tmp_path, template_database
+) -> None:
+    from sqlalchemy import text
+
+    from directory.derived import RANK_CURATED, TRIGGERS
+
+    app = make_app(_fresh_url(tmp_path))
+    with app.app_context():
+        upgrade(revision="0004")
+        assert _derived_triggers() == set()
+        with db.engine.begin() as conn:
+            # Written as 0004's application code never would: every copy missing.
+            conn.execute(
+                text(
+                    "INSERT INTO listings (id, kind, name, country, status, lat, lon, phone, "
+                    "is_sample, fillers_known, mail_order, telehealth, telehealth_only, "
+                    "on_curated_list, created_at, updated_at) VALUES (1, 'pharmacy', 'Old', "
+                    "'US', 'open', 33.5, -86.8, '+1 205-555-0100', false, false, true, false, "
+                    "false, false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO reliability_flags (listing_id, type, label, source, as_of, "
+                    "created_at) VALUES (1, 'curated_list', 'x', 'y', '2026-01-01', "
+                    "CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO verifications (listing_id, verified_on, method, created_at) "
+                    "VALUES (1, '2000-01-11', 'phone', CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO listing_regions (listing_id, role, code, rank) "
+                    "VALUES (1, 'ships_to', 'US-AL', 0)"
+                )
+            )
+        upgrade()
+        assert _derived_triggers() == set(TRIGGERS)
+        copies = "SELECT on_curated_list, CAST(verified_on AS VARCHAR(10)), phone_digits, rank "
+        copies += "FROM listings JOIN listing_regions ON listing_id = id"
+        with db.engine.connect() as conn:
+            row = conn.execute(text(copies)).one()
+        assert (bool(row[0]), *row[1:]) == (True, "2000-01-11", "2055550100", RANK_CURATED + 10)
+
+        downgrade(revision="0004")
+        assert _derived_triggers() == set()
+        with db.engine.begin() as conn:
+            assert conn.execute(text(copies)).one() == row  # the values stay, in step
+            # No trigger writes them now: 0004's application code did.
+            conn.execute(text("UPDATE listings SET phone = '(205) 555-0199' WHERE id = 1"))
+            assert conn.execute(text("SELECT phone_digits FROM listings")).scalar() == "2055550100"
+            if db.engine.dialect.name == "sqlite":
+                conn.execute(text("UPDATE listings SET lat = 40.0 WHERE id = 1"))
+                moved = conn.execute(text("SELECT min_lat FROM listing_rtree WHERE id = 1"))
+                assert moved.scalar() == 40.0
+        upgrade()
+        assert _derived_triggers() == set(TRIGGERS)
+        downgrade(revision="base")
+        db.engine.dispose()
+    if PG_URL:
+        from tests.conftest import build_schema
+
+        reset_postgres(PG_URL)
+        build_schema(PG_URL)
