@@ -357,3 +357,10 @@ def test_check_reports_an_rtree_out_of_step(seeded, runner) -> None:
     assert _drift("listing_rtree", runner) == f"listing_rtree: 1 out of step (e.g. {first})"
     db.session.execute(text("INSERT INTO listing_rtree VALUES (:id, 1, 1, 2, 2)"), {"id": first})
     assert _drift("listing_rtree", runner) == f"listing_rtree: 1 out of step (e.g. {first})"
+
+
+def test_check_is_in_the_readmes_commands_table() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert "| `flask --app wsgi check` |" in readme
