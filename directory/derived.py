@@ -13,6 +13,7 @@ with its source, so a copy that went wrong by some other road is found, not trus
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -182,10 +183,25 @@ def _pg_trigger(name: str, when: str, function: str) -> list[str]:
     ]
 
 
+def _lock(listing_id: str, mode: str = "UPDATE") -> str:
+    # PostgreSQL runs writers side by side (SQLite has one at a time). Two transactions
+    # changing one listing's flags would each count the flags their snapshot shows, and the
+    # last to commit would win with a stale answer. Locking the listing row first makes the
+    # second wait; in READ COMMITTED its next statement then sees the first one's rows.
+    return f"PERFORM 1 FROM listings WHERE id = {listing_id} FOR {mode};"
+
+
 def _postgresql_triggers() -> list[str]:
     d = "postgresql"
-    # Both rows of an UPDATE that moves a flag or a verification to another listing.
-    old_and_new = "IF TG_OP <> 'INSERT' THEN {old} END IF; IF TG_OP <> 'DELETE' THEN {new} END IF;"
+
+    def old_and_new(refresh: Callable[[str], str]) -> str:
+        # Both listings when an UPDATE moves a flag or a verification from one to another.
+        old, new = "OLD.listing_id", "NEW.listing_id"
+        return (
+            f"IF TG_OP <> 'INSERT' THEN {_lock(old)} {refresh(old)} END IF; "
+            f"IF TG_OP <> 'DELETE' THEN {_lock(new)} {refresh(new)} END IF; RETURN NULL;"
+        )
+
     return [
         _pg_function(
             "derived_listing_phone",
@@ -193,22 +209,12 @@ def _postgresql_triggers() -> list[str]:
         ),
         _pg_function("derived_listing_rank", f"{_set_region_ranks(d, 'NEW')} RETURN NULL;"),
         _pg_function(
-            "derived_region_rank", f"NEW.rank := {_listing_rank(d, 'NEW.listing_id')}; RETURN NEW;"
+            "derived_region_rank",
+            f"{_lock('NEW.listing_id', 'SHARE')} "
+            f"NEW.rank := {_listing_rank(d, 'NEW.listing_id')}; RETURN NEW;",
         ),
-        _pg_function(
-            "derived_on_curated_list",
-            old_and_new.format(
-                old=_set_curated("OLD.listing_id"), new=_set_curated("NEW.listing_id")
-            )
-            + " RETURN NULL;",
-        ),
-        _pg_function(
-            "derived_verified_on",
-            old_and_new.format(
-                old=_set_verified(d, "OLD.listing_id"), new=_set_verified(d, "NEW.listing_id")
-            )
-            + " RETURN NULL;",
-        ),
+        _pg_function("derived_on_curated_list", old_and_new(_set_curated)),
+        _pg_function("derived_verified_on", old_and_new(lambda listing: _set_verified(d, listing))),
         # BEFORE: the row is written once, with its copy, rather than written and updated.
         *_pg_trigger("derived_listing_phone_insert", "BEFORE INSERT", "derived_listing_phone"),
         *_pg_trigger(

@@ -3,6 +3,8 @@ suite runs on, written to through raw SQL (never the ORM), and `flask --app wsgi
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 import phonenumbers
@@ -284,6 +286,31 @@ def test_the_orm_sees_what_the_triggers_wrote(app) -> None:
     db.session.flush()
     assert listing.verified_on is None
     assert [r.rank for r in listing.regions] == [RANK_CURATED]
+
+
+def test_two_writers_changing_one_listings_flags_leave_it_right(app) -> None:
+    """One transaction takes the listing's only curated flag away while another adds one: the
+    second must count the flags after the first commits, not as its snapshot showed them."""
+    with db.engine.begin() as conn:
+        listing = _insert_listing(conn)
+        first = _flag(conn, listing)
+    engine = db.engine  # the thread has no app context
+    removing = engine.connect()
+    removing.begin()
+    removing.execute(text("DELETE FROM reliability_flags WHERE id = :id"), {"id": first})
+
+    def add() -> None:
+        with engine.begin() as adding:
+            _flag(adding, listing)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        added = pool.submit(add)
+        time.sleep(0.3)  # the adder is now waiting for the listing (or the database) lock
+        removing.commit()
+        removing.close()
+        added.result(timeout=30)
+    with db.engine.connect() as conn:
+        assert _row(conn, listing)[0] is True
 
 
 # --- flask --app wsgi check -------------------------------------------------------------------
