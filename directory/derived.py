@@ -13,10 +13,12 @@ with its source, so a copy that went wrong by some other road is found, not trus
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 
+from alembic.operations import Operations
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -245,8 +247,8 @@ def _postgresql_triggers() -> list[str]:
 
 
 def trigger_ddl(dialect: str) -> list[str]:
-    """Statements that install the triggers; safe to repeat (a batch migration that rebuilds a
-    table on SQLite drops its triggers: run these again after it, like SQLITE_RTREE_DDL)."""
+    """Statements that install the triggers; safe to repeat. A migration that rebuilds a table
+    in batch mode on SQLite runs inside lifted_for_batch() below."""
     return _postgresql_triggers() if dialect == "postgresql" else _sqlite_triggers()
 
 
@@ -256,6 +258,26 @@ def drop_trigger_ddl(dialect: str) -> list[str]:
             f"DROP FUNCTION IF EXISTS {f}()" for f in PG_FUNCTIONS
         ]
     return [f"DROP TRIGGER IF EXISTS {n}" for n in TRIGGERS]
+
+
+@contextmanager
+def lifted_for_batch(op: Operations) -> Iterator[None]:
+    """Around a migration that rebuilds a table in batch mode on SQLite (copy, drop, rename).
+
+    The rename fails while any trigger names a table that is missing at that moment ("error in
+    trigger derived_region_rank_insert: no such table: main.listings"), and dropping a table
+    drops its own triggers. So the triggers go first and come back after, with the R*Tree's.
+    PostgreSQL alters tables in place and needs none of this."""
+    if op.get_bind().dialect.name != "sqlite":
+        yield
+        return
+    from .spatial import SQLITE_RTREE_DDL  # spatial imports the models, which import this
+
+    for statement in drop_trigger_ddl("sqlite"):
+        op.execute(statement)
+    yield
+    for statement in trigger_ddl("sqlite") + SQLITE_RTREE_DDL:
+        op.execute(statement)
 
 
 def backfill_ddl(dialect: str) -> list[str]:

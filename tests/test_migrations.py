@@ -178,3 +178,46 @@ def test_0005_backfills_the_copies_and_its_downgrade_leaves_0004s_schema(
 
         reset_postgres(PG_URL)
         build_schema(PG_URL)
+
+
+def test_a_batch_rebuild_of_listings_keeps_every_trigger(tmp_path, template_database) -> None:
+    """What a future migration that rebuilds `listings` on SQLite must do: without
+    derived.lifted_for_batch the rename fails on the triggers of the other tables."""
+    import sqlalchemy as sa
+    from alembic.operations import Operations
+    from sqlalchemy import text
+
+    from directory.derived import TRIGGERS, lifted_for_batch
+
+    app = make_app(_fresh_url(tmp_path))
+    with app.app_context():
+        upgrade()
+        sqlite = db.engine.dialect.name == "sqlite"
+        with db.engine.begin() as conn:
+            op = Operations(MigrationContext.configure(conn))
+            with (
+                lifted_for_batch(op),
+                op.batch_alter_table("listings", recreate="always" if sqlite else "auto") as batch,
+            ):
+                batch.add_column(sa.Column("rebuilt", sa.Integer()))
+        assert _derived_triggers() == set(TRIGGERS)
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO listings (id, kind, name, country, status, lat, lon, phone, "
+                    "is_sample, fillers_known, mail_order, telehealth, telehealth_only, "
+                    "on_curated_list, created_at, updated_at) VALUES (1, 'pharmacy', 'New', "
+                    "'US', 'open', 33.5, -86.8, '(205) 555-0100', false, false, true, false, "
+                    "false, false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+            assert conn.execute(text("SELECT phone_digits FROM listings")).scalar() == "2055550100"
+            if sqlite:
+                assert conn.execute(text("SELECT min_lat FROM listing_rtree")).scalar() == 33.5
+        downgrade(revision="base")
+        db.engine.dispose()
+    if PG_URL:
+        from tests.conftest import build_schema
+
+        reset_postgres(PG_URL)
+        build_schema(PG_URL)
