@@ -32,6 +32,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, object_session, relationship
+from sqlalchemy.orm.attributes import get_history
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .derived import RANK_CURATED, RANK_EPOCH
@@ -457,8 +458,9 @@ def _note_listings_with_derived_changes(session: Session, _context: object) -> N
         if isinstance(obj, Listing):
             stale.add(obj.id)
         elif isinstance(obj, ReliabilityFlag | Verification | ListingRegion):
-            if obj.listing_id is not None:
-                stale.add(obj.listing_id)
+            # The listing it belongs to now, and the one it left if it was moved.
+            moved_from = get_history(obj, "listing_id").deleted or ()
+            stale.update(i for i in (obj.listing_id, *moved_from) if i is not None)
 
 
 @event.listens_for(Session, "after_flush_postexec")

@@ -282,10 +282,16 @@ def test_the_orm_sees_what_the_triggers_wrote(app) -> None:
     )
     assert listing.on_curated_list is True
     assert [r.rank for r in listing.regions] == [RANK_CURATED + _days(date(2026, 3, 1))]
-    db.session.delete(listing.verifications[0])
+    # Moved to another listing by its foreign key alone: both listings change.
+    other = builders.pharmacy()
+    assert other.verified_on is None
+    listing.verifications[0].listing_id = other.id
     db.session.flush()
-    assert listing.verified_on is None
+    assert listing.verified_on is None and other.verified_on == date(2026, 3, 1)
     assert [r.rank for r in listing.regions] == [RANK_CURATED]
+    db.session.delete(other.verifications[0])
+    db.session.flush()
+    assert other.verified_on is None
 
 
 def test_two_writers_changing_one_listings_flags_leave_it_right(app) -> None:
