@@ -17,12 +17,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
-from alembic.operations import Operations
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from .vocabulary import FlagType
+
+if TYPE_CHECKING:
+    from alembic.operations import Operations
 
 RANK_EPOCH_DAY = date(2000, 1, 1)
 RANK_EPOCH = RANK_EPOCH_DAY.toordinal()
@@ -119,11 +122,15 @@ def _set_curated(listing_id: str) -> str:
     )
 
 
+def _differs(dialect: str) -> str:
+    """Inequality that counts NULL as a value (a date against no date differs)."""
+    return "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
+
+
 def _set_verified(dialect: str, listing_id: str) -> str:
-    differs = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
     return (
         f"UPDATE listings SET verified_on = {verified_sql(listing_id)} "
-        f"WHERE id = {listing_id} AND verified_on {differs} {verified_sql(listing_id)};"
+        f"WHERE id = {listing_id} AND verified_on {_differs(dialect)} {verified_sql(listing_id)};"
     )
 
 
@@ -305,7 +312,7 @@ EXAMPLES = 5
 
 
 def _drift_queries(dialect: str) -> dict[str, str]:
-    differs = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
+    differs = _differs(dialect)
     # Rank from the sources themselves, not from the listing's copies, so a wrong copy there
     # shows here too rather than excusing the rank built on it.
     rank = rank_sql(dialect, curated_sql("l.id"), verified_sql("l.id"))
