@@ -40,9 +40,11 @@ def _only_digits(dialect: str, phone: str) -> str:
     if dialect == "postgresql":
         return f"SELECT regexp_replace({phone}, '[^0-9]', '', 'g') AS d"
     # SQLite has no regexp_replace, and its parser gives up after about 30 nested calls, so not
-    # one replace() per other character: each position is kept if it is a digit.
+    # one replace() per other character: each position is kept if it is a digit. BETWEEN, not
+    # GLOB '[0-9]' (4 times slower): one character compared bytewise is a digit exactly when
+    # it lies between '0' and '9' (past the end it is '', below; non-ASCII starts above).
     keep = " || ".join(
-        f"CASE WHEN substr(p, {i}, 1) GLOB '[0-9]' THEN substr(p, {i}, 1) ELSE '' END"
+        f"CASE WHEN substr(p, {i}, 1) BETWEEN '0' AND '9' THEN substr(p, {i}, 1) ELSE '' END"
         for i in range(1, PHONE_LENGTH + 1)
     )
     return f"SELECT {keep} AS d FROM (SELECT {phone} AS p) AS s"

@@ -190,6 +190,9 @@ def test_a_region_row_gets_its_listings_rank_whatever_it_was_written_with(app) -
         ("12065550100", "2065550100"),
         ("112065550100", "112065550100"),
         ("ext.", None),
+        # Not what normalise_phone writes, but raw SQL might: only ASCII digits count.
+        ("Tél. 206/555.0100", "2065550100"),
+        ("\uff12\uff10\uff16-555-0100", "5550100"),
         ("", None),
         (None, None),
     ],
