@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from . import search, seeding
+from . import derived, search, seeding
 from .extensions import db
 from .forms import SearchForm
 from .geo import geocoder
@@ -134,6 +134,22 @@ def init_app(app: Flask) -> None:
             )
         for listing in result.also_available:
             click.echo(f"  also available: {listing.name} ({listing.kind.value})")
+
+    @app.cli.command("check")
+    def check() -> None:
+        """Compare every stored copy (search's derived columns, the R*Tree) with its source."""
+        problem = _database_problem()
+        if problem:
+            _fail(problem)
+        with db.engine.connect() as conn:
+            found = derived.drift(conn)
+        for d in found:
+            detail = f" (e.g. {', '.join(d.examples)})" if d.count else ""
+            click.echo(f"{d.copy}: {d.count} out of step{detail}")
+        drifted = sum(d.count for d in found)
+        if drifted:
+            _fail(f"{drifted} stored values differ from their source.")
+        click.echo("Every stored copy agrees with its source.")
 
     @app.cli.command("export")
     @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))

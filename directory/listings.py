@@ -168,14 +168,14 @@ def apply_data(listing: Listing, data: dict[str, Any]) -> None:
             setattr(listing, field, enums[field](value) if value is not None else None)
         else:
             setattr(listing, field, value)
-        if field == "phone":
-            listing.phone_digits = phone_digits(value)
 
 
 def phone_digits(phone: str | None) -> str | None:
+    """A submitted phone's digits, to compare with listings.phone_digits (which the database
+    works out by the same rule, derived.phone_digits_sql: a test holds the two together)."""
     if not phone:
         return None
-    digits = "".join(ch for ch in phone if ch.isdigit())
+    digits = "".join(ch for ch in phone if ch in "0123456789")
     # "+1 206 555 0100" and "(206) 555-0100" are the same US number.
     if len(digits) == 11 and digits.startswith("1"):
         digits = digits[1:]

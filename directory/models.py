@@ -27,11 +27,14 @@ from sqlalchemy import (
     Text,
     event,
     false,
+    inspect,
     select,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, object_session, relationship
+from sqlalchemy.orm.attributes import get_history
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .derived import RANK_CURATED, RANK_EPOCH
 from .extensions import Base, db
 from .facts import ListingFacts, slugify
 from .vocabulary import (
@@ -52,6 +55,8 @@ from .vocabulary import (
 __all__ = [  # re-exported: models, their values and what is derived from them travel together
     "ListingFacts",
     "slugify",
+    "RANK_CURATED",
+    "RANK_EPOCH",
     "FlagType",
     "Guidance",
     "Kind",
@@ -64,9 +69,6 @@ __all__ = [  # re-exported: models, their values and what is derived from them t
     "SubmissionType",
     "VerifyMethod",
 ]
-
-RANK_EPOCH = date(2000, 1, 1).toordinal()
-RANK_CURATED = 1_000_000  # more days than verification dates will ever span
 
 
 def utcnow() -> datetime:
@@ -178,7 +180,7 @@ class Listing(ListingFacts, Model):
     website: Mapped[str | None] = mapped_column(String(300))
     email: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[Status] = mapped_column(_enum(Status, 20), default=Status.OPEN, index=True)
-    verified_on: Mapped[date | None] = mapped_column(Date)  # latest Verification, kept in step
+    verified_on: Mapped[date | None] = mapped_column(Date)  # latest Verification (derived.py)
     is_sample: Mapped[bool] = mapped_column(Boolean, default=False)
     seed_key: Mapped[str | None] = mapped_column(String(80), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -202,8 +204,8 @@ class Listing(ListingFacts, Model):
     dosing_notes: Mapped[str | None] = mapped_column(String(1000))
 
     # True while a curated_list flag is on the listing: the search's "reliable" filter reads
-    # this instead of probing reliability_flags for every candidate. Kept in step by the
-    # before_flush hook below, like ListingRegion.rank.
+    # this instead of probing reliability_flags for every candidate. Kept by a trigger
+    # (derived.py), like phone_digits, verified_on and ListingRegion.rank.
     on_curated_list: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     fillers: Mapped[list[Filler]] = relationship(
@@ -251,10 +253,10 @@ class Listing(ListingFacts, Model):
     @property
     def reach_rank(self) -> int:
         """Order of the "also available" section: on a curated list first, then the most
-        recently verified. Higher is better."""
-        return self.rank_for(any(f.type == FlagType.CURATED_LIST for f in self.flags))
-
-    def rank_for(self, curated: bool) -> int:
+        recently verified. Higher is better. The database stores it on the listing's region
+        rows (derived.rank_sql); this reads the flags and the date the ORM holds, so tests can
+        hold the two together."""
+        curated = any(f.type == FlagType.CURATED_LIST for f in self.flags)
         days = self.verified_on.toordinal() - RANK_EPOCH if self.verified_on else 0
         return (RANK_CURATED if curated else 0) + max(days, 0)
 
@@ -271,7 +273,7 @@ class ListingRegion(Model):
     )
     role: Mapped[RegionRole] = mapped_column(_enum(RegionRole, 12), primary_key=True)
     code: Mapped[str] = mapped_column(String(8), primary_key=True)
-    # A copy of the listing's reach_rank, kept in step by the before_flush hook below.
+    # A copy of the listing's reach_rank, kept by a trigger (derived.py).
     rank: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     listing: Mapped[Listing] = relationship(back_populates="regions")
 
@@ -437,30 +439,49 @@ def vocabulary(model: type[Filler] | type[DosageForm] | type[Condition] | type[R
     return list(db.session.scalars(select(model).order_by(model.name)))
 
 
-@event.listens_for(Session, "before_flush")
-def _keep_search_copies(session: Session, _context: object, _instances: object) -> None:
-    """Keep what search reads in step with what it is copied from, whatever changed it (a
-    flag, a verification, new regions): each touched listing's on_curated_list, and its
-    reach_rank on its region rows, so the ranked index never disagrees with the data."""
-    touched: set[Listing] = set()
-    for obj in list(session.new) + list(session.dirty) + list(session.deleted):
+# --- copies the database keeps ----------------------------------------------------------------
+
+# Written by triggers (derived.py), never by Python: after a flush that could have changed them,
+# the session forgets the values it holds, and the next read loads what the database wrote.
+DERIVED_ON_LISTING = ("on_curated_list", "verified_on", "phone_digits")
+_STALE = "derived_stale_listing_ids"
+
+
+def _listing_key(listing_id: int) -> tuple:
+    return inspect(Listing).identity_key_from_primary_key((listing_id,))
+
+
+@event.listens_for(Session, "after_flush")
+def _note_listings_with_derived_changes(session: Session, _context: object) -> None:
+    stale: set[int] = session.info.setdefault(_STALE, set())
+    for obj in (*session.new, *session.dirty, *session.deleted):
         if isinstance(obj, Listing):
-            touched.add(obj)
+            stale.add(obj.id)
         elif isinstance(obj, ReliabilityFlag | Verification | ListingRegion):
-            if obj.listing is not None:
-                touched.add(obj.listing)
-    with session.no_autoflush:
-        for listing in touched:
-            if listing in session.deleted:
-                continue
-            # A flag deleted directly (session.delete) is still in the collection until the
-            # flush: both copies must leave it out.
-            curated = any(
-                f.type == FlagType.CURATED_LIST and f not in session.deleted for f in listing.flags
-            )
-            if listing.on_curated_list is not curated:
-                listing.on_curated_list = curated
-            rank = listing.rank_for(curated)
+            # The listing it belongs to now, and the one it left if it was moved.
+            moved_from = get_history(obj, "listing_id").deleted or ()
+            stale.update(i for i in (obj.listing_id, *moved_from) if i is not None)
+
+
+@event.listens_for(Session, "after_flush_postexec")
+def _forget_derived_values(session: Session, _context: object) -> None:
+    for listing_id in session.info.pop(_STALE, set()):
+        listing = session.identity_map.get(_listing_key(listing_id))
+        if not isinstance(listing, Listing):
+            continue
+        session.expire(listing, DERIVED_ON_LISTING)
+        if "regions" in listing.__dict__:  # loaded: don't load it just to expire it
             for region in listing.regions:
-                if region.rank != rank:
-                    region.rank = rank
+                session.expire(region, ["rank"])
+
+
+@event.listens_for(Listing.flags, "append")
+@event.listens_for(Listing.flags, "remove")
+@event.listens_for(Listing.verifications, "append")
+@event.listens_for(Listing.verifications, "remove")
+def _forget_before_the_flush(listing: Listing, *_args: object) -> None:
+    """A flag or verification added to a loaded listing: reading on_curated_list or
+    verified_on next flushes it and loads the value the trigger wrote."""
+    session = object_session(listing)
+    if session is not None and listing in session and not inspect(listing).pending:
+        session.expire(listing, ["on_curated_list", "verified_on"])

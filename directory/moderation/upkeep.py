@@ -68,10 +68,9 @@ def add_verification(
     v = Verification(
         verified_on=verified_on, method=known(VerifyMethod, method), moderator=moderator, note=note
     )
+    # The listing's verified_on follows its newest verification by a database trigger
+    # (directory/derived.py); appending expires the stale copy so the next read sees it.
     listing.verifications.append(v)
-    # The listing's date follows its newest verification; back-dated entries don't regress it.
-    if listing.verified_on is None or verified_on > listing.verified_on:
-        listing.verified_on = verified_on
     return v
 
 
