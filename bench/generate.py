@@ -33,7 +33,7 @@ from typing import Any
 from .metros import CONUS_EAST, CONUS_NORTH, CONUS_SOUTH, CONUS_WEST, METROS
 
 # Bump when the generated data changes in any way: databases from another version are rebuilt.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 SEED = 20261126
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -220,7 +220,8 @@ def generate(size: int, vocab: Vocab, seed: int = SEED) -> Iterator[dict[str, li
         age = rng.random()
         verified = None if age < 0.2 else REFERENCE_DAY - timedelta(days=int((age - 0.2) * 900))
         verified_on = verified.isoformat() if verified else None
-        # Listing.reach_rank, copied onto the listing's region rows (the ORM does it on flush).
+        # Listing.reach_rank, as the database's triggers write it onto the region rows
+        # (directory/derived.py); the verification row below makes them write the same number.
         rank = (RANK_CURATED if curated else 0) + (
             max(verified.toordinal() - RANK_EPOCH, 0) if verified else 0
         )
@@ -341,6 +342,9 @@ def generate(size: int, vocab: Vocab, seed: int = SEED) -> Iterator[dict[str, li
                     (listing_id, "licensed_in", c, rank) for c in licensed
                 )
         chunk["listings"].append((*row, int(curated)))  # on_curated_list: the flag below
+        if verified_on is not None:
+            # The source of verified_on: without it `flask check` reports the copy as drift.
+            chunk["verifications"].append((listing_id, verified_on, "phone", created_at))
         if curated:
             flag_id += 1
             label, source = rng.choice(CURATED_SOURCES)
@@ -370,6 +374,7 @@ def _empty_chunk() -> dict[str, list[tuple]]:
         "listing_dosage_forms": [],
         "listing_conditions": [],
         "listing_regions": [],
+        "verifications": [],
     }
 
 
@@ -385,6 +390,11 @@ INSERTS = {
     ),
     "listing_regions": (
         "INSERT INTO listing_regions (listing_id, role, code, rank) VALUES (?, ?, ?, ?)"
+    ),
+    # After the regions, so the verification trigger finds them (it writes the same rank).
+    "verifications": (
+        "INSERT INTO verifications (listing_id, verified_on, method, moderator_id, note,"
+        " created_at) VALUES (?, ?, ?, NULL, NULL, ?)"
     ),
 }
 

@@ -17,8 +17,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from . import derived, search, seeding
 from .extensions import db
 from .forms import SearchForm
-from .geo import geocoder
 from .geocoding import ensure_built
+from .geocoding.app import geocoder
 from .listings import public_dict
 from .models import Listing, Role
 

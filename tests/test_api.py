@@ -325,7 +325,7 @@ def test_a_non_numeric_listing_id_is_404_json(spec, client) -> None:
 
 def test_the_submitters_private_email_is_never_in_the_api(spec, app, client) -> None:
     from directory import moderation
-    from directory.geo import geocoder
+    from directory.geocoding.app import geocoder
 
     listing = builders.pharmacy(name="Magnolia Compounding", email="shop@example.org")
     moderation.submit(

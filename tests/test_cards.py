@@ -126,7 +126,7 @@ def test_a_closed_listings_card_still_loads_but_search_never_shows_it(app) -> No
 
 
 def _geocoder(app):  # type: ignore[no-untyped-def]
-    from directory.geo import geocoder
+    from directory.geocoding.app import geocoder
 
     return geocoder()
 

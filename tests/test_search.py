@@ -15,7 +15,7 @@ from sqlalchemy import event, func, insert, select
 from directory import search, spatial
 from directory.extensions import db
 from directory.forms import SearchForm
-from directory.geo import geocoder
+from directory.geocoding.app import geocoder
 from directory.models import Kind, Listing, Status
 from tests import builders
 from tests.conftest import html, make_app

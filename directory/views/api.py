@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from .. import cards, search
 from ..errors import json_error
 from ..forms import SearchForm
-from ..geo import geocoder
+from ..geocoding.app import geocoder
 from ..listings import public_dict
 from ..models import public_listing
 from ..openapi import document

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from .. import search as search_service
 from ..extensions import db
 from ..forms import SearchForm
-from ..geo import geocoder
+from ..geocoding.app import geocoder
 from ..listings import detail_url, json_ld
 from ..models import Kind, Listing, public_listing
 

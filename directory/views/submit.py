@@ -8,7 +8,7 @@ from flask.typing import ResponseReturnValue
 from .. import moderation
 from ..extensions import limiter
 from ..forms import form_class
-from ..geo import geocoder
+from ..geocoding.app import geocoder
 from ..listings import to_data
 from ..models import Kind, Listing, public_listing
 
