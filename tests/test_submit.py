@@ -178,6 +178,22 @@ def test_a_british_address(client) -> None:
     assert sub.data["ships_to"] == ["GB", "IE"]
 
 
+def test_a_prescriber_licensed_abroad(client) -> None:
+    form = prescriber_form(
+        country="GB",
+        state="",
+        region_other="England",
+        city="London",
+        postal_code="SW1A 1AA",
+        npi="",
+        licensed_in=[],
+        licensed_in_countries="gb; ie",
+    )
+    sent_reference(post(client, "prescriber", form))
+    (sub,) = submissions()
+    assert sub.data["licensed_in"] == ["GB", "IE"]
+
+
 @pytest.mark.parametrize(
     ("name", "city", "country", "state", "postal"),
     [
@@ -252,6 +268,7 @@ FIELD_RULES: list[tuple[str, dict[str, Any], str, str]] = [
     ("pharmacy", {"ships_to_countries": "XX, GB"}, "ships_to_countries", "XX"),
     ("pharmacy", {"sr_policy": "sometimes"}, "sr_policy", "Not a valid choice"),
     ("prescriber", {"licensed_in": []}, "licensed_in", "at least one state"),
+    ("prescriber", {"licensed_in_countries": "GB, ZZ"}, "licensed_in_countries", "ZZ"),
     ("prescriber", {"conditions": ["gout"]}, "conditions", "choose from the list"),
     (
         "prescriber",

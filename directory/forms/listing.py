@@ -156,6 +156,27 @@ def _from_tri(value: bool | None) -> str:
     return "unknown" if value is None else ("yes" if value else "no")
 
 
+def _country_codes(text: str | None) -> list[str]:
+    return [c.strip().upper() for c in (text or "").replace(";", ",").split(",") if c.strip()]
+
+
+def _check_countries(field: Field) -> None:
+    bad = [c for c in _country_codes(field.data) if c not in regions.countries()]
+    if bad:
+        raise ValidationError(f"Unknown country code: {', '.join(bad[:3])}. {COUNTRY_HINT}")
+
+
+def _regions(states: Field, countries: Field) -> list[str]:
+    """Where a pharmacy ships or a prescriber is licensed: ticked US states (US-XX) and typed
+    country codes, as one list (the listing keeps them together)."""
+    return sorted(set(states.data or []) | set(_country_codes(countries.data)))
+
+
+def _fill_regions(codes: list[str] | None, states: Field, countries: Field) -> None:
+    states.data = [c for c in codes or [] if c.startswith("US-")]
+    countries.data = ", ".join(c for c in codes or [] if not c.startswith("US-"))
+
+
 class PharmacyForm(ListingForm):
     makes_ldn = RadioField(
         "Does it make LDN?", choices=TRI_STATE, default="yes", validators=[InputRequired()]
@@ -220,20 +241,10 @@ class PharmacyForm(ListingForm):
         return ok
 
     def validate_ships_to_countries(self, field: Field) -> None:
-        codes = [
-            c.strip().upper() for c in (field.data or "").replace(";", ",").split(",") if c.strip()
-        ]
-        bad = [c for c in codes if c not in regions.countries()]
-        if bad:
-            raise ValidationError(f"Unknown country code: {', '.join(bad[:3])}. {COUNTRY_HINT}")
+        _check_countries(field)
 
     def to_data(self) -> dict[str, Any]:
         data = self.common_data()
-        countries = [
-            c.strip().upper()
-            for c in (self.ships_to_countries.data or "").replace(";", ",").split(",")
-            if c.strip()
-        ]
         data.update(
             makes_ldn=_tri(self.makes_ldn.data),
             dosage_forms=sorted(self.dosage_forms.data or []),
@@ -241,7 +252,7 @@ class PharmacyForm(ListingForm):
             fillers=None if self.fillers_unknown.data else sorted(self.fillers.data or []),
             price_notes=self.price_notes.data or None,
             mail_order=self.mail_order.data == "yes",
-            ships_to=sorted(set(self.ships_to.data or []) | set(countries)),
+            ships_to=_regions(self.ships_to, self.ships_to_countries),
         )
         return data
 
@@ -254,9 +265,7 @@ class PharmacyForm(ListingForm):
         self.fillers_unknown.data = data.get("fillers") is None
         self.price_notes.data = data.get("price_notes")
         self.mail_order.data = "yes" if data.get("mail_order") else "no"
-        regions = data.get("ships_to") or []
-        self.ships_to.data = [c for c in regions if c.startswith("US-")]
-        self.ships_to_countries.data = ", ".join(c for c in regions if not c.startswith("US-"))
+        _fill_regions(data.get("ships_to"), self.ships_to, self.ships_to_countries)
 
 
 class PrescriberForm(ListingForm):
@@ -287,6 +296,12 @@ class PrescriberForm(ListingForm):
         validators=[InputRequired()],
     )
     licensed_in = MultiCheckboxField("US states where they are licensed")
+    licensed_in_countries = StringField(
+        "Countries where they are licensed (outside the US)",
+        validators=[Optional(), Length(max=200)],
+        filters=STRIP,
+        description="Two-letter codes separated by commas, e.g. GB, IE.",
+    )
     npi = StringField(
         "NPI number",
         validators=[Optional(), Length(max=14)],
@@ -313,6 +328,9 @@ class PrescriberForm(ListingForm):
 
         self.licensed_in.choices = _states()
         self.conditions.choices = [(c.code, c.name) for c in vocabulary(Condition)]
+
+    def validate_licensed_in_countries(self, field: Field) -> None:
+        _check_countries(field)
 
     def validate_npi(self, field: Field) -> None:
         if field.data:
@@ -349,7 +367,7 @@ class PrescriberForm(ListingForm):
             practice=self.practice.data or None,
             telehealth=self.telehealth.data in ("yes", "only"),
             telehealth_only=self.telehealth.data == "only",
-            licensed_in=sorted(self.licensed_in.data or []),
+            licensed_in=_regions(self.licensed_in, self.licensed_in_countries),
             npi=self.npi.data or None,
             accepting_new_patients=_tri(self.accepting_new_patients.data),
             conditions=sorted(self.conditions.data or []),
@@ -364,7 +382,7 @@ class PrescriberForm(ListingForm):
         self.telehealth.data = (
             "only" if data.get("telehealth_only") else ("yes" if data.get("telehealth") else "no")
         )
-        self.licensed_in.data = list(data.get("licensed_in") or [])
+        _fill_regions(data.get("licensed_in"), self.licensed_in, self.licensed_in_countries)
         self.accepting_new_patients.data = _from_tri(data.get("accepting_new_patients"))
         self.conditions.data = list(data.get("conditions") or [])
 
@@ -431,7 +449,7 @@ class PrescriberCorrectionForm(CorrectionMixin, PrescriberForm):
 
 
 def form_class(kind: str, *, correction: bool = False) -> type[PharmacyForm] | type[PrescriberForm]:
-    if kind == "pharmacy":
+    if kind == Kind.PHARMACY:
         return PharmacyCorrectionForm if correction else NewPharmacyForm
     return PrescriberCorrectionForm if correction else NewPrescriberForm
 
@@ -442,6 +460,7 @@ _DATA_KEY = {
     "region_other": "region",
     "fillers_unknown": "fillers",
     "ships_to_countries": "ships_to",
+    "licensed_in_countries": "licensed_in",
 }
 
 
