@@ -42,7 +42,9 @@ from .vocabulary import (
     Guidance,
     Kind,
     Precision,
+    Problem,
     RegionRole,
+    Relation,
     Role,
     SRPolicy,
     Status,
@@ -387,6 +389,14 @@ class Submission(Model):
     listing: Mapped[Listing | None] = relationship()
     handled_by: Mapped[User | None] = relationship()
 
+    @property
+    def problem_term(self) -> Problem | None:
+        return Problem.parse(self.problem) if self.problem else None
+
+    @property
+    def relation_term(self) -> Relation | None:
+        return Relation.parse(self.submitter_relation) if self.submitter_relation else None
+
 
 class AuditEntry(Model):
     """Append-only record of every change to published data and every moderation decision."""
@@ -435,7 +445,9 @@ def public_listing(listing_id: int) -> Listing | None:
     return db.session.get(Listing, listing_id)
 
 
-def vocabulary(model: type[Filler] | type[DosageForm] | type[Condition] | type[Region]) -> list:
+def vocabulary_rows(
+    model: type[Filler] | type[DosageForm] | type[Condition] | type[Region],
+) -> list:
     return list(db.session.scalars(select(model).order_by(model.name)))
 
 

@@ -93,7 +93,7 @@ def read_vocabulary(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]
                 raise SeedError(f"{path}:{line}: code and name must not be empty.")
             if values["code"] in seen:
                 raise SeedError(f"{path}:{line}: code {values['code']!r} appears twice.")
-            if "guidance" in values and values["guidance"] not in {g.value for g in Guidance}:
+            if "guidance" in values and values["guidance"] not in Guidance.values():
                 raise SeedError(
                     f"{path}:{line}: guidance must be {Guidance.values_text()}, "
                     f"got {values['guidance']!r}."
@@ -139,7 +139,7 @@ def _check_listing(kind: Kind, row: Any, codes: dict[str, set[str]]) -> str | No
         p.value for p in Precision
     }:
         return f"unknown geo_precision {row['geo_precision']!r}"
-    if row["status"] not in {s.value for s in Status}:
+    if row["status"] not in Status.values():
         return f"unknown status {row['status']!r}"
     list_vocab = {"dosage_forms": "dosage_forms", "conditions": "conditions", "fillers": "fillers"}
     for key, vocab_name in list_vocab.items():
@@ -156,7 +156,7 @@ def _check_listing(kind: Kind, row: Any, codes: dict[str, set[str]]) -> str | No
         ):
             return f"{key} must be a list of region codes"
     if kind == Kind.PHARMACY:
-        if row["sr_policy"] not in {p.value for p in SRPolicy}:
+        if row["sr_policy"] not in SRPolicy.values():
             return f"unknown sr_policy {row['sr_policy']!r}"
         for key in ("makes_ldn", "mail_order"):
             if not isinstance(row[key], _BOOL):
@@ -169,12 +169,12 @@ def _check_listing(kind: Kind, row: Any, codes: dict[str, set[str]]) -> str | No
         parse_date(row["verified_on"])
     except (TypeError, ValueError):
         return f"verified_on must be YYYY-MM-DD or null, got {row['verified_on']!r}"
-    if row["verified_on"] and row["verified_method"] not in {m.value for m in VerifyMethod}:
+    if row["verified_on"] and row["verified_method"] not in VerifyMethod.values():
         return f"verified_method must be {VerifyMethod.values_text()} when verified_on is set"
     if not isinstance(row["flags"], list):
         return "flags must be a list"
     for flag in row["flags"]:
-        if not isinstance(flag, dict) or flag.get("type") not in {t.value for t in FlagType}:
+        if not isinstance(flag, dict) or flag.get("type") not in FlagType.values():
             return f"each flag needs a type: {FlagType.values_text()}"
         if not flag.get("label") or not flag.get("source"):
             return "each flag needs a label and a source"

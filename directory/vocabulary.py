@@ -140,3 +140,21 @@ class SubmissionStatus(Term):
     APPROVED = "approved", "Approved", Tone.GOOD
     REJECTED = "rejected", "Rejected", Tone.BAD
     MERGED = "merged", "Merged into a listing", Tone.NEUTRAL
+
+
+class Problem(Term):
+    """What a correction says is wrong (the first question of the correction form)."""
+
+    WRONG_DETAILS = "wrong_details", "Some details are wrong"
+    CLOSED = "closed", "It has closed", Tone.BAD
+    QUALITY = "quality", "A quality concern", Tone.BAD
+    SR_FILLERS = "sr_fillers", "The slow-release or filler information is wrong", Tone.WARN
+    OTHER = "other", "Something else"
+
+
+class Relation(Term):
+    """How the person who sent a suggestion knows the place (in their own words)."""
+
+    STAFF = "staff", "I work there"
+    PATIENT = "patient", "I am a patient there"
+    OTHER = "other", "Other"

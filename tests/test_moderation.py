@@ -290,6 +290,23 @@ def test_correction_review_shows_a_side_by_side_diff(signed_in) -> None:
     assert [(t["value"], t.has_attr("checked")) for t in ticks] == [("name", True)]
 
 
+def test_the_problem_and_the_senders_relation_are_shown_in_words(signed_in) -> None:
+    p = builders.pharmacy(name="Gone Pharmacy")
+    sub, _ = moderation.submit(
+        listing_kind=Kind.PHARMACY,
+        listing=p,
+        data=to_data(p),
+        geocoding=Geocoding(),
+        problem="closed",
+        relation="patient",
+    )
+    review = html(signed_in.get(f"/moderation/submissions/{sub.id}"))
+    assert "Problem reported: It has closed" in review.get_text(" ", strip=True)
+    assert "“I am a patient there”" in review.get_text(" ", strip=True)
+    queue = html(signed_in.get("/moderation/"))
+    assert "Problem: It has closed" in queue.get_text(" ", strip=True)
+
+
 def test_approve_through_the_page_and_a_stale_second_click(signed_in) -> None:
     sub = submit_new()
     response = signed_in.post(

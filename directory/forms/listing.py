@@ -35,6 +35,7 @@ from ..models import (
     Kind,
     SRPolicy,
 )
+from ..vocabulary import Problem, Relation
 from .fields import COUNTRY_HINT, STRIP, TRI_STATE, MultiCheckboxField
 
 
@@ -212,10 +213,10 @@ class PharmacyForm(ListingForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        from ..models import DosageForm, Filler, vocabulary
+        from ..models import DosageForm, Filler, vocabulary_rows
 
-        self.dosage_forms.choices = [(d.code, d.name) for d in vocabulary(DosageForm)]
-        self.fillers.choices = [(f.code, f.name) for f in vocabulary(Filler)]
+        self.dosage_forms.choices = [(d.code, d.name) for d in vocabulary_rows(DosageForm)]
+        self.fillers.choices = [(f.code, f.name) for f in vocabulary_rows(Filler)]
         self.ships_to.choices = _states()
 
     def validate(self, extra_validators: Any = None) -> bool:
@@ -324,10 +325,10 @@ class PrescriberForm(ListingForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        from ..models import Condition, vocabulary
+        from ..models import Condition, vocabulary_rows
 
         self.licensed_in.choices = _states()
-        self.conditions.choices = [(c.code, c.name) for c in vocabulary(Condition)]
+        self.conditions.choices = [(c.code, c.name) for c in vocabulary_rows(Condition)]
 
     def validate_licensed_in_countries(self, field: Field) -> None:
         _check_countries(field)
@@ -392,11 +393,7 @@ class SubmitterMixin:
 
     submitter_relation = RadioField(
         "How do you know about it? (optional)",
-        choices=[
-            ("staff", "I work there"),
-            ("patient", "I am a patient there"),
-            ("other", "Other"),
-        ],
+        choices=Relation.choices(),
         validators=[Optional()],
     )
     submitter_email = EmailField(
@@ -415,19 +412,10 @@ class SubmitterMixin:
     )
 
 
-PROBLEMS = [
-    ("wrong_details", "Some details are wrong"),
-    ("closed", "It has closed"),
-    ("quality", "A quality concern"),
-    ("sr_fillers", "The slow-release or filler information is wrong"),
-    ("other", "Something else"),
-]
-
-
 class CorrectionMixin(SubmitterMixin):
     problem = RadioField(
         "What's the problem?",
-        choices=PROBLEMS,
+        choices=Problem.choices(),
         validators=[InputRequired("Please choose what kind of problem it is.")],
     )
 

@@ -17,7 +17,7 @@ from wtforms.validators import ValidationError
 from wtforms.widgets import CheckboxInput, HiddenInput, Input, NumberInput, TextInput
 
 from .. import geomath, search
-from ..models import Condition, DosageForm, vocabulary
+from ..models import Condition, DosageForm, vocabulary_rows
 from .fields import none_if_empty
 
 MAX_PLACE_LENGTH = 200
@@ -134,7 +134,10 @@ class VocabularyField(SelectField):
         super().__init__(
             label,
             description=search.KIND_LABELS[applies].lower(),
-            choices=lambda: [("", "Any"), *((row.code, row.name) for row in vocabulary(model))],
+            choices=lambda: [
+                ("", "Any"),
+                *((row.code, row.name) for row in vocabulary_rows(model)),
+            ],
             validate_choice=False,
             filters=[none_if_empty],
             **kwargs,
