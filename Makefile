@@ -29,11 +29,12 @@ browser-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	  else echo "Browser tests need chromium: sudo apt-get install -y chromium"; fi; }
 
-## Everything: lint, the whole suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL
+## Everything: lint and types, the whole suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL
 ## is set (the browser journeys run once, on SQLite: they test the pages, not the database).
 test: setup browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	env -u TEST_DATABASE_URL $(BIN)/pytest
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 	  echo "== again on PostgreSQL: $$TEST_DATABASE_URL"; \
@@ -43,6 +44,7 @@ test: setup browser-deps
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff check --fix .
