@@ -89,3 +89,25 @@ def test_postgres_urls_use_psycopg(monkeypatch, app, given: str, expected: str) 
         from_environment(Path(app.instance_path), testing=True)["SQLALCHEMY_DATABASE_URI"]
         == expected
     )
+
+
+def test_the_readme_layout_names_every_module() -> None:
+    """The README's picture of the tree is how a newcomer finds a rule's home: a module it
+    doesn't name is a module nobody will find."""
+    readme = (ROOT / "README.md").read_text()
+    layout = readme.split("## Layout", 1)[1].split("```")[1]
+    named = set(re.findall(r"[\w./]+\.py\b|[\w/]+/", layout))
+    missing = []
+    for path in sorted((ROOT / "directory").rglob("*.py")):
+        relative = path.relative_to(ROOT)
+        if "static" in relative.parts:
+            continue
+        if len(relative.parts) == 2:  # directory/x.py
+            ok = str(relative) in named
+        else:  # a package's module: the package, and the module by name unless it's __init__
+            package = "/".join(relative.parts[:-1]) + "/"
+            ok = package in named and (path.name == "__init__.py" or path.name in layout)
+            ok = ok or package == "directory/views/"  # one blueprint per audience, named in words
+        if not ok:
+            missing.append(str(relative))
+    assert not missing, f"README's Layout doesn't name: {missing}"
