@@ -5,6 +5,7 @@ agrees with `geopy.distance.great_circle` (tests check this)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import SupportsFloat
 
@@ -38,14 +39,26 @@ def parse_lat_lon(lat: object, lon: object) -> tuple[float, float] | None:
     return (lat_f, lon_f) if valid_lat_lon(lat_f, lon_f) else None
 
 
+def distance_from(lat: float, lon: float) -> Callable[[float, float], float]:
+    """Great-circle distances in km from one point, on geopy's earth radius (the haversine form:
+    the same number as geopy's great_circle to within 1e-9, and cheaper). The origin's terms
+    are worked out once: search measures every candidate in a box from the same point."""
+    radians, sin, cos, asin, sqrt = math.radians, math.sin, math.cos, math.asin, math.sqrt
+    p1 = radians(lat)
+    cos_p1 = cos(p1)
+
+    def to(lat2: float, lon2: float) -> float:
+        p2 = radians(lat2)
+        s_dlat = sin((p2 - p1) / 2)
+        s_dlon = sin(radians(lon2 - lon) / 2)
+        a = s_dlat * s_dlat + cos_p1 * cos(p2) * s_dlon * s_dlon
+        return DIAMETER * asin(sqrt(min(1.0, a)))
+
+    return to
+
+
 def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance on geopy's earth radius (the haversine form: the same number as
-    geopy's great_circle to within 1e-9, and cheaper). `nearest` inlines this arithmetic."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    s_dlat = math.sin((p2 - p1) / 2)
-    s_dlon = math.sin(math.radians(lon2 - lon1) / 2)
-    a = s_dlat * s_dlat + math.cos(p1) * math.cos(p2) * s_dlon * s_dlon
-    return DIAMETER * math.asin(math.sqrt(min(1.0, a)))
+    return distance_from(lat1, lon1)(lat2, lon2)
 
 
 DIAMETER = 2 * EARTH_RADIUS

@@ -6,8 +6,8 @@ asked for the points inside a bounding box. The box starts small and widens unti
 enough results, so a search in a dense city touches a few hundred rows, not the whole table.
 
 Distances are great-circle distances on geopy's mean earth radius, the same numbers
-`geopy.distance.great_circle` gives (tests check this), computed inline because calling geopy
-per candidate costs ten times as much.
+`geopy.distance.great_circle` gives (tests check this), computed by geomath.distance_from
+because calling geopy per candidate costs ten times as much.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from .extensions import db
-from .geomath import DIAMETER, Box, box_around, distance_km
+from .geomath import DIAMETER, Box, box_around, distance_from, distance_km
 from .models import Listing
 
 # Its own MetaData so Alembic's autogenerate never tries to create or drop it as a plain table.
@@ -210,21 +210,13 @@ def nearest(
     # known to be over the cap without counting the rest of the radius.
     needed = max(offset + limit, cap + 1)
     reach = min(radius_km, FIRST_BOX_KM)
-    radians, sin, cos, asin, sqrt = math.radians, math.sin, math.cos, math.asin, math.sqrt
-    p1 = radians(lat)
-    cos_p1 = cos(p1)
+    distance_to = distance_from(lat, lon)
     while True:
         rows = _candidates(box_around(lat, lon, reach), criteria)
         # Everything within `reach` is inside the box, so this list is complete up to `reach`.
-        # distance_km's arithmetic, step for step (so the numbers are identical), with the
-        # origin's terms taken out of the loop: this loop runs for every candidate.
         within = []
         for listing_id, plat, plon in rows:
-            p2 = radians(plat)
-            s_dlat = sin((p2 - p1) / 2)
-            s_dlon = sin(radians(plon - lon) / 2)
-            a = s_dlat * s_dlat + cos_p1 * cos(p2) * s_dlon * s_dlon
-            d = DIAMETER * asin(sqrt(min(1.0, a)))
+            d = distance_to(plat, plon)
             if d <= reach:
                 within.append((d, listing_id))
         if len(within) >= needed or reach >= radius_km:
