@@ -29,8 +29,8 @@ browser-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	  else echo "Browser tests need chromium: sudo apt-get install -y chromium"; fi; }
 
-## Everything: lint and types, the whole suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL
-## is set (the browser journeys run once, on SQLite: they test the pages, not the database).
+## Everything: lint and types, the whole suite on SQLite, then the whole suite again (browser
+## journeys included) on PostgreSQL when TEST_DATABASE_URL is set.
 test: setup browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -38,7 +38,7 @@ test: setup browser-deps
 	env -u TEST_DATABASE_URL $(BIN)/pytest
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 	  echo "== again on PostgreSQL: $$TEST_DATABASE_URL"; \
-	  $(BIN)/pytest -m "not browser"; \
+	  $(BIN)/pytest; \
 	fi
 
 lint: setup
