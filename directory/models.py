@@ -424,6 +424,33 @@ def _audit_is_append_only(_mapper: object, _connection: object, _target: object)
     raise RuntimeError("The audit log is append-only.")
 
 
+class ListingSource(Model):
+    """Where a listing's data came from outside the public form: a registry row or a curated
+    list's entry, by that source's own key. Imports find their listing by it (a re-import
+    updates instead of duplicating), keep the values they last wrote (so a change in the source
+    is told apart from a moderator's edit) and show provenance ("In the NPI registry as a
+    compounding pharmacy, file of 2026-11-09")."""
+
+    __tablename__ = "listing_sources"
+    __table_args__ = (
+        db.UniqueConstraint("source", "source_id", name="uq_listing_sources_key"),
+        Index("ix_listing_sources_listing", "listing_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(40))  # "nppes", or a curated list's short name
+    source_id: Mapped[str] = mapped_column(String(80))  # the NPI, or the list's own id
+    file: Mapped[str | None] = mapped_column(String(200))  # the file last imported from
+    as_of: Mapped[date | None] = mapped_column(Date)  # the date of that file
+    # The source's values as last imported (name, address, phone, ...): what the listing was
+    # given, to compare the next file with.
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    deactivated_on: Mapped[date | None] = mapped_column(Date)  # gone from the source
+    listing: Mapped[Listing] = relationship()
+
+
 class GeocodeCacheEntry(Model):
     """Answers from an online geocoder, kept so we ask each question once (hits and misses)."""
 
