@@ -12,7 +12,15 @@ from directory import moderation
 from directory.extensions import db
 from directory.geocoding import Geocoding
 from directory.listings import to_data
-from directory.models import AuditEntry, Kind, Listing, Role, Submission, SubmissionStatus
+from directory.models import (
+    AuditEntry,
+    FlagType,
+    Kind,
+    Listing,
+    Role,
+    Submission,
+    SubmissionStatus,
+)
 from tests import builders
 from tests.conftest import PASSWORD, html, make_app
 
@@ -506,6 +514,32 @@ def test_audit_filter_form(signed_in) -> None:
         assert bad.status_code == 400
         assert error_next_to(html(bad), field_id)
         assert signed_in.get(f"/moderation/audit.csv?{query}").status_code == 400
+
+
+def test_the_log_its_filter_and_a_history_name_an_action_in_the_same_words(signed_in) -> None:
+    from directory.models import User
+
+    boss = builders.user("boss", PASSWORD, "admin")
+    mod = db.session.scalar(select(User).where(User.username == "mod"))
+    p = builders.pharmacy()
+    moderation.set_status(p.id, mod, "closed", "Closed down")
+    flag = moderation.add_flag(
+        p.id,
+        mod,
+        type=FlagType.CURATED_LIST,
+        label="On a list",
+        source="A list",
+        as_of=date.today(),
+    )
+    moderation.remove_flag(p.id, flag.id, mod, "Taken off the list")
+    history = html(signed_in.get(f"/moderation/listings/{p.id}")).select_one("ol.history")
+    assert "flag remove" in history.get_text(" ") and "flag_remove" not in history.get_text()
+    signed_in.post("/logout")
+    signed_in.post("/login", data={"username": boss.username, "password": PASSWORD})
+    doc = html(signed_in.get("/moderation/audit?action=flag_remove"))
+    assert [td.get_text() for td in doc.select("tbody tr td:nth-of-type(3)")] == ["flag remove"]
+    chosen = doc.select_one("#action option[selected]")
+    assert (chosen["value"], chosen.get_text()) == ("flag_remove", "flag remove")
 
 
 def test_an_admin_cannot_deactivate_themself(client) -> None:

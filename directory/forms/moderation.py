@@ -32,7 +32,7 @@ from wtforms.validators import (
 
 from .. import geomath, validation
 from ..listings import FIELD_LABELS, fields_for
-from ..models import FlagType, Kind, Listing, Role, Status, VerifyMethod
+from ..models import AuditEntry, FlagType, Kind, Listing, Role, Status, VerifyMethod
 from ..moderation.accounts import (
     PASSWORD_LONG,
     PASSWORD_MAX,
@@ -250,7 +250,7 @@ class AuditFilterForm(FlaskForm):
             raise ValidationError("Enter a listing number, like 42.")
 
     def offer(self, actions: Sequence[str]) -> None:
-        self.action.choices = [("", "Any"), *((a, a.replace("_", " ")) for a in actions)]
+        self.action.choices = [("", "Any"), *((a, AuditEntry.words(a)) for a in actions)]
 
     def filters(self) -> AuditFilters:
         """The typed filters, once the form is valid."""
