@@ -481,6 +481,31 @@ def test_unknown_status_is_400_by_the_field(signed_in) -> None:
     assert p.status.value == "open"
 
 
+def test_an_empty_flag_form_says_what_each_box_needs(signed_in) -> None:
+    p = builders.pharmacy()
+    bad = signed_in.post(
+        f"/moderation/listings/{p.id}/flags",
+        data={"flag-type": FlagType.ACCREDITATION, "flag-label": "  ", "flag-source": ""},
+    )
+    assert bad.status_code == 400
+    doc = html(bad)
+    assert error_next_to(doc, "flag-label") == "Enter what the list, register or report says."
+    assert error_next_to(doc, "flag-source") == "Enter who says so: the list, register or person."
+    assert "This field is required" not in doc.get_text()
+    assert p.flags == []
+
+
+def test_an_empty_account_form_says_what_each_box_needs(client, auth) -> None:
+    builders.user("boss", PASSWORD, "admin")
+    auth.login("boss")
+    bad = client.post("/moderation/accounts", data={"username": "", "password": ""})
+    assert bad.status_code == 400
+    doc = html(bad)
+    assert error_next_to(doc, "username") == moderation.USERNAME_MESSAGE
+    assert error_next_to(doc, "password") == moderation.PASSWORD_SHORT
+    assert "This field is required" not in doc.get_text()
+
+
 def test_pin_form_on_the_listing_page(signed_in) -> None:
     p = builders.pharmacy()
     bad = signed_in.post(f"/moderation/listings/{p.id}/pin", data={"pin-lat": "91", "pin-lon": ""})

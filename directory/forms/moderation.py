@@ -189,8 +189,19 @@ class VerifyForm(FlaskForm):
 
 class FlagForm(FlaskForm):
     type = SelectField("Kind", choices=FlagType.choices())
-    label = StringField("What it says", validators=[DataRequired(), Length(max=200)], filters=STRIP)
-    source = StringField("Who says so", validators=[DataRequired(), Length(max=200)], filters=STRIP)
+    label = StringField(
+        "What it says",
+        validators=[DataRequired("Enter what the list, register or report says."), Length(max=200)],
+        filters=STRIP,
+    )
+    source = StringField(
+        "Who says so",
+        validators=[
+            DataRequired("Enter who says so: the list, register or person."),
+            Length(max=200),
+        ],
+        filters=STRIP,
+    )
     as_of = DateField("As of", validators=[InputRequired("Enter the date of the source.")])
     url = URLField("Link (optional)", validators=[Optional(), Length(max=300)], filters=STRIP)
 
@@ -214,7 +225,7 @@ class AccountForm(FlaskForm):
     username = StringField(
         "Name",
         validators=[
-            DataRequired(),
+            DataRequired(USERNAME_MESSAGE),
             Length(min=USERNAME_MIN, max=USERNAME_MAX, message=USERNAME_MESSAGE),
         ],
         filters=STRIP,
@@ -222,7 +233,7 @@ class AccountForm(FlaskForm):
     password = PasswordField(
         f"Password (at least {PASSWORD_MIN} characters)",
         validators=[
-            DataRequired(),
+            DataRequired(PASSWORD_SHORT),
             Length(min=PASSWORD_MIN, message=PASSWORD_SHORT),
             Length(max=PASSWORD_MAX, message=PASSWORD_LONG),
         ],
