@@ -133,6 +133,17 @@ def test_correction_applies_only_the_chosen_fields(app, mod) -> None:
     assert entry.before["name"] == "Old Name" and entry.after["name"] == "New Name"
 
 
+def test_the_same_phone_number_written_another_way_is_no_change(app) -> None:
+    p = builders.pharmacy(phone="+1 205-555-0100")
+    for phone, changed in (
+        ("(205) 555-0100", False),
+        ("205.555.0100", False),
+        ("(205) 555-0101", True),
+    ):
+        proposed = {**to_data(p), "phone": phone}
+        assert [f for f, _, _ in moderation.diff(p, proposed)] == (["phone"] if changed else [])
+
+
 def test_reject_needs_a_reason_and_records_it(app, mod) -> None:
     sub = submit_new()
     with pytest.raises(moderation.ModerationError):
