@@ -112,14 +112,26 @@ def init_app(app: Flask) -> None:
         "--filter",
         "filters",
         multiple=True,
-        help=f"Repeatable: {', '.join(search.FLAG_FILTERS)}.",
+        # A choice: any other name would be ignored by the form (or, like "near", be taken
+        # for another of its fields), and the search would quietly run without the filter.
+        type=click.Choice(list(search.FLAG_FILTERS)),
+        help="Repeatable.",
     )
+    @click.option("--dosage-form", default="", help="A dosage form's code, as the API takes it.")
+    @click.option("--condition", default="", help="A condition's code, as the API takes it.")
     def search_command(
-        near: str, radius: str, unit: str, kind: str, filters: tuple[str, ...]
+        near: str,
+        radius: str,
+        unit: str,
+        kind: str,
+        filters: tuple[str, ...],
+        dosage_form: str,
+        condition: str,
     ) -> None:
         """Search from the command line, exactly as the site does."""
         # The options are the search form's fields, under the same names as the page's.
         args = {"near": near, "radius": radius, "unit": unit, "kind": kind}
+        args.update(dosage_form=dosage_form, condition=condition)
         args.update({name: "1" for name in filters})
         outcome = search.perform(SearchForm.from_args(args), geocoder())
         result = outcome.result

@@ -417,6 +417,15 @@ class AuditEntry(Model):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     reason: Mapped[str | None] = mapped_column(Text)
 
+    @staticmethod
+    def words(action: str) -> str:
+        """An action as the log's table, its filter and a listing's history all show it."""
+        return action.replace("_", " ")
+
+    @property
+    def action_words(self) -> str:
+        return self.words(self.action)
+
 
 @event.listens_for(AuditEntry, "before_update")
 @event.listens_for(AuditEntry, "before_delete")

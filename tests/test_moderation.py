@@ -12,7 +12,15 @@ from directory import moderation
 from directory.extensions import db
 from directory.geocoding import Geocoding
 from directory.listings import to_data
-from directory.models import AuditEntry, Kind, Listing, Role, Submission, SubmissionStatus
+from directory.models import (
+    AuditEntry,
+    FlagType,
+    Kind,
+    Listing,
+    Role,
+    Submission,
+    SubmissionStatus,
+)
 from tests import builders
 from tests.conftest import PASSWORD, html, make_app
 
@@ -123,6 +131,17 @@ def test_correction_applies_only_the_chosen_fields(app, mod) -> None:
         select(AuditEntry).where(AuditEntry.action == "approve_correction")
     ).one()
     assert entry.before["name"] == "Old Name" and entry.after["name"] == "New Name"
+
+
+def test_the_same_phone_number_written_another_way_is_no_change(app) -> None:
+    p = builders.pharmacy(phone="+1 205-555-0100")
+    for phone, changed in (
+        ("(205) 555-0100", False),
+        ("205.555.0100", False),
+        ("(205) 555-0101", True),
+    ):
+        proposed = {**to_data(p), "phone": phone}
+        assert [f for f, _, _ in moderation.diff(p, proposed)] == (["phone"] if changed else [])
 
 
 def test_reject_needs_a_reason_and_records_it(app, mod) -> None:
@@ -473,6 +492,31 @@ def test_unknown_status_is_400_by_the_field(signed_in) -> None:
     assert p.status.value == "open"
 
 
+def test_an_empty_flag_form_says_what_each_box_needs(signed_in) -> None:
+    p = builders.pharmacy()
+    bad = signed_in.post(
+        f"/moderation/listings/{p.id}/flags",
+        data={"flag-type": FlagType.ACCREDITATION, "flag-label": "  ", "flag-source": ""},
+    )
+    assert bad.status_code == 400
+    doc = html(bad)
+    assert error_next_to(doc, "flag-label") == "Enter what the list, register or report says."
+    assert error_next_to(doc, "flag-source") == "Enter who says so: the list, register or person."
+    assert "This field is required" not in doc.get_text()
+    assert p.flags == []
+
+
+def test_an_empty_account_form_says_what_each_box_needs(client, auth) -> None:
+    builders.user("boss", PASSWORD, "admin")
+    auth.login("boss")
+    bad = client.post("/moderation/accounts", data={"username": "", "password": ""})
+    assert bad.status_code == 400
+    doc = html(bad)
+    assert error_next_to(doc, "username") == moderation.USERNAME_MESSAGE
+    assert error_next_to(doc, "password") == moderation.PASSWORD_SHORT
+    assert "This field is required" not in doc.get_text()
+
+
 def test_pin_form_on_the_listing_page(signed_in) -> None:
     p = builders.pharmacy()
     bad = signed_in.post(f"/moderation/listings/{p.id}/pin", data={"pin-lat": "91", "pin-lon": ""})
@@ -506,6 +550,32 @@ def test_audit_filter_form(signed_in) -> None:
         assert bad.status_code == 400
         assert error_next_to(html(bad), field_id)
         assert signed_in.get(f"/moderation/audit.csv?{query}").status_code == 400
+
+
+def test_the_log_its_filter_and_a_history_name_an_action_in_the_same_words(signed_in) -> None:
+    from directory.models import User
+
+    boss = builders.user("boss", PASSWORD, "admin")
+    mod = db.session.scalar(select(User).where(User.username == "mod"))
+    p = builders.pharmacy()
+    moderation.set_status(p.id, mod, "closed", "Closed down")
+    flag = moderation.add_flag(
+        p.id,
+        mod,
+        type=FlagType.CURATED_LIST,
+        label="On a list",
+        source="A list",
+        as_of=date.today(),
+    )
+    moderation.remove_flag(p.id, flag.id, mod, "Taken off the list")
+    history = html(signed_in.get(f"/moderation/listings/{p.id}")).select_one("ol.history")
+    assert "flag remove" in history.get_text(" ") and "flag_remove" not in history.get_text()
+    signed_in.post("/logout")
+    signed_in.post("/login", data={"username": boss.username, "password": PASSWORD})
+    doc = html(signed_in.get("/moderation/audit?action=flag_remove"))
+    assert [td.get_text() for td in doc.select("tbody tr td:nth-of-type(3)")] == ["flag remove"]
+    chosen = doc.select_one("#action option[selected]")
+    assert (chosen["value"], chosen.get_text()) == ("flag_remove", "flag remove")
 
 
 def test_an_admin_cannot_deactivate_themself(client) -> None:

@@ -1014,6 +1014,10 @@ def test_the_search_form_needs_no_csrf_token(database_url) -> None:
         ({"near": "Xyzzyqx"}, ["Xyzzyqx"]),
         ({"near": "near me", "radius": "0"}, ["near me", "--radius=0"]),
         ({"lat": "95", "lon": "10", "reliable": "maybe"}, None),  # no CLI option for these
+        (
+            {"near": "35233", "dosage_form": "pills", "condition": "gout"},
+            ["35233", "--dosage-form=pills", "--condition=gout"],
+        ),
     ],
 )
 def test_page_api_and_cli_give_the_same_messages(app, client, runner, query, cli_args) -> None:
@@ -1029,6 +1033,18 @@ def test_page_api_and_cli_give_the_same_messages(app, client, runner, query, cli
         cli = runner.invoke(args=["search", *cli_args])
         assert cli.exit_code == 1
         assert all(message in cli.output for message in outcome.errors.values())
+
+
+def test_the_cli_filters_as_the_page_does_and_refuses_an_unknown_one(app, runner) -> None:
+    builders.pharmacy(name="Cream Maker", dosage_forms=["cream"], **at(0.2))
+    builders.pharmacy(name="Capsules Only", dosage_forms=["capsule"], **at(0.3))
+    found = runner.invoke(args=["search", "35233", "--dosage-form", "cream"])
+    assert found.exit_code == 0, found.output
+    assert "Cream Maker" in found.output and "Capsules Only" not in found.output
+    # An unknown name was ignored, so the search ran without it; "near" even replaced the place.
+    for name in ("bogus", "near", "page"):
+        refused = runner.invoke(args=["search", "35233", "--filter", name])
+        assert refused.exit_code == 2 and "Invalid value for '--filter'" in refused.output
 
 
 @pytest.mark.parametrize(

@@ -646,7 +646,8 @@ def test_a_correction_is_stored_against_its_listing(client) -> None:
 
 def test_seeded_correction_forms_can_be_sent_back_as_they_are(seeded, client) -> None:
     """Whatever a listing holds, its pre-filled form passes the form's own rules: a patient
-    reporting one thing must not have to fix fields they never touched."""
+    reporting one thing must not have to fix fields they never touched, and the moderator
+    sees no change that nobody made."""
     listings = db.session.scalars(select(Listing).order_by(Listing.id)).all()
     # One of each shape: both kinds in every country, and telehealth only.
     shapes: dict[tuple[Any, ...], Listing] = {}
@@ -664,6 +665,11 @@ def test_seeded_correction_forms_can_be_sent_back_as_they_are(seeded, client) ->
                 li.get_text(" ", strip=True) for li in html(response).select(".error-summary li")
             ]
             wrong.append(f"{listing.id} {listing.name}: {errors}")
+            continue
+        sub = db.session.scalars(select(Submission).order_by(Submission.id.desc())).first()
+        changes = moderation.review(sub.id).changes
+        if changes:
+            wrong.append(f"{listing.id} {listing.name}: proposes {changes}")
     assert not wrong, "\n".join(wrong)
     assert count(Submission) == len(sample)
 

@@ -32,7 +32,7 @@ from wtforms.validators import (
 
 from .. import geomath, validation
 from ..listings import FIELD_LABELS, fields_for
-from ..models import FlagType, Kind, Listing, Role, Status, VerifyMethod
+from ..models import AuditEntry, FlagType, Kind, Listing, Role, Status, VerifyMethod
 from ..moderation.accounts import (
     PASSWORD_LONG,
     PASSWORD_MAX,
@@ -189,8 +189,19 @@ class VerifyForm(FlaskForm):
 
 class FlagForm(FlaskForm):
     type = SelectField("Kind", choices=FlagType.choices())
-    label = StringField("What it says", validators=[DataRequired(), Length(max=200)], filters=STRIP)
-    source = StringField("Who says so", validators=[DataRequired(), Length(max=200)], filters=STRIP)
+    label = StringField(
+        "What it says",
+        validators=[DataRequired("Enter what the list, register or report says."), Length(max=200)],
+        filters=STRIP,
+    )
+    source = StringField(
+        "Who says so",
+        validators=[
+            DataRequired("Enter who says so: the list, register or person."),
+            Length(max=200),
+        ],
+        filters=STRIP,
+    )
     as_of = DateField("As of", validators=[InputRequired("Enter the date of the source.")])
     url = URLField("Link (optional)", validators=[Optional(), Length(max=300)], filters=STRIP)
 
@@ -214,7 +225,7 @@ class AccountForm(FlaskForm):
     username = StringField(
         "Name",
         validators=[
-            DataRequired(),
+            DataRequired(USERNAME_MESSAGE),
             Length(min=USERNAME_MIN, max=USERNAME_MAX, message=USERNAME_MESSAGE),
         ],
         filters=STRIP,
@@ -222,7 +233,7 @@ class AccountForm(FlaskForm):
     password = PasswordField(
         f"Password (at least {PASSWORD_MIN} characters)",
         validators=[
-            DataRequired(),
+            DataRequired(PASSWORD_SHORT),
             Length(min=PASSWORD_MIN, message=PASSWORD_SHORT),
             Length(max=PASSWORD_MAX, message=PASSWORD_LONG),
         ],
@@ -250,7 +261,7 @@ class AuditFilterForm(FlaskForm):
             raise ValidationError("Enter a listing number, like 42.")
 
     def offer(self, actions: Sequence[str]) -> None:
-        self.action.choices = [("", "Any"), *((a, a.replace("_", " ")) for a in actions)]
+        self.action.choices = [("", "Any"), *((a, AuditEntry.words(a)) for a in actions)]
 
     def filters(self) -> AuditFilters:
         """The typed filters, once the form is valid."""

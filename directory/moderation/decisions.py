@@ -12,7 +12,7 @@ from sqlalchemy import CursorResult, select, update
 
 from ..db import writing
 from ..extensions import db
-from ..listings import apply_data, to_data
+from ..listings import apply_data, phone_digits, to_data
 from ..models import (
     Listing,
     Precision,
@@ -72,8 +72,16 @@ def diff(listing: Listing, data: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     return [
         (field, current.get(field), value)
         for field, value in data.items()
-        if field in current and current.get(field) != value
+        if field in current and _changes(field, current.get(field), value)
     ]
+
+
+def _changes(field: str, published: Any, proposed: Any) -> bool:
+    # The form writes a US number as (206) 555-0100, and a listing may hold the same number
+    # as +1 206-555-0100 (the samples do): a correction sent back untouched changes nothing.
+    if field == "phone":
+        return phone_digits(published) != phone_digits(proposed)
+    return bool(published != proposed)
 
 
 @dataclass(frozen=True)
