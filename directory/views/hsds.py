@@ -1,0 +1,72 @@
+"""Open data: the HSDS 3.0 API (/api/hsds/v3/), the whole dataset as a download (/data/) and
+the page that says what may be done with it (/open-data)."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    jsonify,
+    render_template,
+    request,
+    stream_with_context,
+)
+from flask.typing import ResponseReturnValue
+
+from .. import hsds
+from ..errors import json_error
+from ..search import INVALID_PARAMETER
+
+bp = Blueprint("hsds", __name__)
+
+DOWNLOADS = {
+    "ldn-directory-hsds.json": (hsds.chunks, "application/json"),
+    "ldn-directory-hsds.ndjson": (hsds.lines, "application/x-ndjson"),
+}
+
+
+def _page(shape: str) -> ResponseReturnValue:
+    try:
+        paging = hsds.Paging.from_args(request.args)
+    except hsds.PagingError as exc:
+        return json_error(400, INVALID_PARAMETER, exc.message, fields={exc.field: [exc.message]})
+    return jsonify(hsds.page_of(paging, shape))
+
+
+@bp.get("/api/hsds/v3/services")
+def services() -> ResponseReturnValue:
+    return _page("service")
+
+
+@bp.get("/api/hsds/v3/services/<service_id>")
+def service(service_id: str) -> ResponseReturnValue:
+    found = hsds.one_service(service_id)
+    if found is None:
+        return json_error(404, "not_found", f"No service with id {service_id[:40]}.")
+    return jsonify(found)
+
+
+@bp.get("/api/hsds/v3/service_at_locations")
+def service_at_locations() -> ResponseReturnValue:
+    return _page("service_at_location")
+
+
+@bp.get("/data/<name>")
+def download(name: str) -> ResponseReturnValue:
+    if name not in DOWNLOADS:
+        abort(404)
+    pieces, mimetype = DOWNLOADS[name]
+    response = Response(stream_with_context(pieces()), mimetype=mimetype)
+    response.headers["Content-Disposition"] = f"attachment; filename={name}"
+    return response
+
+
+@bp.get("/open-data")
+def open_data() -> ResponseReturnValue:
+    return render_template(
+        "public/open_data.html",
+        downloads=list(DOWNLOADS),
+        licence=hsds.LICENCE,
+        licence_url=hsds.LICENCE_URL,
+    )
