@@ -459,3 +459,14 @@ def test_the_open_data_page_and_its_links(listings: list[Listing], client: Flask
     assert {"/data/ldn-directory-hsds.json", "/api/hsds/v3/services"} <= local
     for href in local:
         assert client.get(href, buffered=True).status_code == 200, href
+
+
+def test_ids_are_uuid5_of_their_key() -> None:
+    """The fast path computes what uuid.uuid5 does (a listing's ids then carry its id)."""
+    for key in ("taxonomy", "taxonomy_term/fillers/mcc", "attribute/12/makes_ldn", "é/ü"):
+        assert hsds.uuid_for(key) == str(uuid.uuid5(hsds.NAMESPACE, key))
+    plain = str(uuid.uuid5(hsds.NAMESPACE, "service/12"))
+    assert hsds.listing_uuid(12, "service") == plain[:24] + "00000000000c"
+    assert hsds.listing_uuid(2**48, "service") == str(
+        uuid.uuid5(hsds.NAMESPACE, f"service/{2**48}")
+    )
