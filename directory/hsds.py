@@ -363,9 +363,11 @@ def service_at_location_fields(listing: Listing) -> dict[str, Any]:
     }
 
 
-def service(listing: Listing, terms: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
-    """The whole service, with everything it links to: /services/{id} and the exports.
-    `terms` is taxonomy_terms() by id, read once for many listings."""
+def service(listing: Listing, terms: Mapping[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The whole service, with everything it links to: /services/{id} and the exports. With
+    `terms` (taxonomy_terms() by id, read once for many listings) each attribute carries its
+    term, as /services/{id} gives it; the exports list the terms once instead (they were
+    two thirds of an exported service)."""
     phones = []
     if listing.phone:
         phones.append(
@@ -379,7 +381,9 @@ def service(listing: Listing, terms: Mapping[str, dict[str, Any]]) -> dict[str, 
     # Where a pharmacy ships and where a prescriber is licensed.
     areas = [service_area(listing, r, code) for r in RegionRole for code in listing.region_codes(r)]
     at_location = service_at_location_fields(listing) | {"location": location(listing)}
-    linked = [a | {"taxonomy_term": terms[a["taxonomy_term_id"]]} for a in attributes(listing)]
+    linked = attributes(listing)
+    if terms is not None:
+        linked = [a | {"taxonomy_term": terms[a["taxonomy_term_id"]]} for a in linked]
     return _compact(
         service_fields(listing)
         | {
@@ -429,10 +433,9 @@ def batches(items: Iterable[int | Listing] | None = None) -> Iterator[list[Listi
 
 
 def services(items: Iterable[int | Listing] | None = None) -> Iterator[dict[str, Any]]:
-    terms = terms_by_id()
     for batch in batches(items):
         for listing in batch:
-            yield service(listing, terms)
+            yield service(listing)
 
 
 # --- the export files ---------------------------------------------------------------------------
@@ -465,7 +468,8 @@ def chunks(items: Iterable[int | Listing] | None = None) -> Iterator[str]:
 
 
 def lines(items: Iterable[int | Listing] | None = None) -> Iterator[str]:
-    """JSON lines: one fully nested service a line (HSDA's `format=ndjson`)."""
+    """JSON lines: one fully nested service a line (HSDA's `format=ndjson`); the taxonomy is
+    at /api/hsds/v3/taxonomy_terms and in the JSON document."""
     for one in services(items):
         yield _json(one) + "\n"
 
@@ -547,6 +551,11 @@ def page_of(paging: Paging, shape: str) -> dict[str, Any]:
                     "location": _own(location(listing)),
                 }
             contents.append(item)
+    return envelope(paging, total, contents)
+
+
+def envelope(paging: Paging, total: int, contents: list[dict[str, Any]]) -> dict[str, Any]:
+    """HSDA's list response (the Page of its OpenAPI document) around one page's contents."""
     pages = max(1, math.ceil(total / paging.per_page))
     return {
         "total_items": total,
@@ -558,6 +567,16 @@ def page_of(paging: Paging, shape: str) -> dict[str, Any]:
         "empty": not contents,
         "contents": contents,
     }
+
+
+def terms_page(paging: Paging) -> dict[str, Any]:
+    terms = taxonomy_terms()
+    start = (paging.page - 1) * paging.per_page
+    return envelope(paging, len(terms), terms[start : start + paging.per_page])
+
+
+def taxonomies_page(paging: Paging) -> dict[str, Any]:
+    return envelope(paging, 1, [TAXONOMY] if paging.page == 1 else [])
 
 
 def one_service(text: str) -> dict[str, Any] | None:

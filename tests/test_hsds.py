@@ -121,7 +121,8 @@ def validate_all(services: list[dict[str, Any]]) -> set[str]:
                 check(address, "address")
         for attribute in service["attributes"]:
             check(attribute, "attribute")
-            check(attribute["taxonomy_term"], "taxonomy_term")
+            if "taxonomy_term" in attribute:  # inline in /services/{id}, listed once in files
+                check(attribute["taxonomy_term"], "taxonomy_term")
     return seen
 
 
@@ -180,6 +181,12 @@ def export(items: Any = None) -> dict[str, Any]:
     return document
 
 
+def said(service: dict[str, Any]) -> dict[str, str | None]:
+    """A service's attributes as {term code: value}."""
+    codes = {t["id"]: t["code"] for t in hsds.taxonomy_terms()}
+    return {codes[a["taxonomy_term_id"]]: a.get("value") for a in service["attributes"]}
+
+
 def every_id(value: Any) -> Iterator[str]:
     if isinstance(value, dict):
         for key, item in value.items():
@@ -211,7 +218,6 @@ def test_every_exported_object_validates_against_the_official_schemas(
         "location",
         "address",
         "attribute",
-        "taxonomy_term",
     }
     for taxonomy in document["taxonomies"]:
         validate(taxonomy, "taxonomy.json")
@@ -253,22 +259,22 @@ def test_the_validation_catches_a_wrong_field(
 
 def test_facts_become_attributes_of_our_taxonomy(listings: list[Listing]) -> None:
     pharmacy = export([listings[0]])["services"][0]
-    said = {a["taxonomy_term"]["code"]: a.get("value") for a in pharmacy["attributes"]}
-    assert said["makes_ldn"] == "true"
-    assert f"sr_policy/{SRPolicy.IR_ONLY.value}" in said
+    facts = said(pharmacy)
+    assert facts["makes_ldn"] == "true"
+    assert f"sr_policy/{SRPolicy.IR_ONLY.value}" in facts
     for code in ("mcc", "lactose"):
-        assert said[f"fillers/{code}"] == db.session.get(Filler, code).guidance.value
-    assert said["fillers_known"] == "true"
-    assert "dosage_forms/capsule" in said
-    assert said["mail_order"] == "true"
-    assert f"kind/{Kind.PHARMACY.value}" in said
-    assert "Test source" in said[f"flags/{FlagType.CURATED_LIST.value}"]
-    assert "telehealth" not in said  # a prescriber's fact
+        assert facts[f"fillers/{code}"] == db.session.get(Filler, code).guidance.value
+    assert facts["fillers_known"] == "true"
+    assert "dosage_forms/capsule" in facts
+    assert facts["mail_order"] == "true"
+    assert f"kind/{Kind.PHARMACY.value}" in facts
+    assert "Test source" in facts[f"flags/{FlagType.CURATED_LIST.value}"]
+    assert "telehealth" not in facts  # a prescriber's fact
     assert pharmacy["assured_date"] == "2026-06-01"
     assert pharmacy["fees_description"] == "About $30 a month"
     assert [a["name"] for a in pharmacy["service_areas"]] == ["Alabama", "Georgia"]
     unknown = export([listings[3]])["services"][0]
-    codes = {a["taxonomy_term"]["code"]: a.get("value") for a in unknown["attributes"]}
+    codes = said(unknown)
     assert "makes_ldn" not in codes  # nobody has said: left out, not "false"
     assert codes["fillers_known"] == "false"
     assert "assured_date" not in unknown
@@ -282,8 +288,8 @@ def test_prescribers_locations_and_status(listings: list[Listing]) -> None:
     assert location["url"] == "https://example.org/dr"
     assert "latitude" not in location and "addresses" not in location  # stays private
     assert remote["organization"]["organization_identifiers"][0]["identifier"] == "1234567893"
-    said = {a["taxonomy_term"]["code"]: a.get("value") for a in remote["attributes"]}
-    assert said["telehealth_only"] == "true" and said["conditions/fibromyalgia"] is None
+    facts = said(remote)
+    assert facts["telehealth_only"] == "true" and facts["conditions/fibromyalgia"] is None
     assert closed["status"] == "defunct"
     assert closed["organization"]["name"] == "Example Clinic"
     address = closed["service_at_locations"][0]["location"]["addresses"][0]
@@ -393,8 +399,31 @@ def test_one_service_whole(listings: list[Listing], client: FlaskClient) -> None
     service_id = hsds.listing_uuid(listings[0].id, "service")
     response = client.get(f"/api/hsds/v3/services/{service_id}")
     assert response.status_code == 200
-    validate_all([response.json])
-    assert response.json == export([listings[0].id])["services"][0]
+    body = response.json
+    assert "taxonomy_term" in validate_all([body])
+    for attribute in body["attributes"]:
+        term = attribute.pop("taxonomy_term")
+        assert term["id"] == attribute["taxonomy_term_id"]
+    assert body == export([listings[0].id])["services"][0]
+
+
+LISTS = [
+    "/api/hsds/v3/services",
+    "/api/hsds/v3/service_at_locations",
+    "/api/hsds/v3/taxonomies",
+    "/api/hsds/v3/taxonomy_terms",
+]
+
+
+def test_the_taxonomy_over_the_api(app: Flask, client: FlaskClient) -> None:
+    terms = client.get("/api/hsds/v3/taxonomy_terms?per_page=100").json
+    validate(terms, "list:taxonomy_term.json")
+    assert terms["contents"] == hsds.taxonomy_terms()[:100]
+    second = client.get("/api/hsds/v3/taxonomy_terms?per_page=5&page=2").json
+    assert second["contents"] == hsds.taxonomy_terms()[5:10]
+    taxonomies = client.get("/api/hsds/v3/taxonomies").json
+    validate(taxonomies, "list:taxonomy.json")
+    assert taxonomies["contents"] == [hsds.TAXONOMY]
 
 
 @pytest.mark.parametrize(
@@ -403,7 +432,7 @@ def test_one_service_whole(listings: list[Listing], client: FlaskClient) -> None
      "per_page=101", "per_page=%D9%A3", "per_page=1e2"],
 )  # fmt: skip
 def test_bad_paging_is_a_json_400(shared_client: FlaskClient, query: str) -> None:
-    for path in ("/api/hsds/v3/services", "/api/hsds/v3/service_at_locations"):
+    for path in LISTS:
         response = shared_client.get(f"{path}?{query}")
         assert response.status_code == 400, query
         error = response.json["error"]

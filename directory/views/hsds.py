@@ -3,6 +3,10 @@ the page that says what may be done with it (/open-data)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
 from flask import (
     Blueprint,
     Response,
@@ -26,17 +30,17 @@ DOWNLOADS = {
 }
 
 
-def _page(shape: str) -> ResponseReturnValue:
+def _page(page_of: Callable[[hsds.Paging], dict[str, Any]]) -> ResponseReturnValue:
     try:
         paging = hsds.Paging.from_args(request.args)
     except hsds.PagingError as exc:
         return json_error(400, INVALID_PARAMETER, exc.message, fields={exc.field: [exc.message]})
-    return jsonify(hsds.page_of(paging, shape))
+    return jsonify(page_of(paging))
 
 
 @bp.get("/api/hsds/v3/services")
 def services() -> ResponseReturnValue:
-    return _page("service")
+    return _page(partial(hsds.page_of, shape="service"))
 
 
 @bp.get("/api/hsds/v3/services/<service_id>")
@@ -49,7 +53,17 @@ def service(service_id: str) -> ResponseReturnValue:
 
 @bp.get("/api/hsds/v3/service_at_locations")
 def service_at_locations() -> ResponseReturnValue:
-    return _page("service_at_location")
+    return _page(partial(hsds.page_of, shape="service_at_location"))
+
+
+@bp.get("/api/hsds/v3/taxonomies")
+def taxonomies() -> ResponseReturnValue:
+    return _page(hsds.taxonomies_page)
+
+
+@bp.get("/api/hsds/v3/taxonomy_terms")
+def taxonomy_terms() -> ResponseReturnValue:
+    return _page(hsds.terms_page)
 
 
 @bp.get("/data/<name>")
