@@ -455,7 +455,8 @@ def test_unknown_services_are_a_json_404(shared_client: FlaskClient, service_id:
 
 
 def test_downloads_stream_the_whole_dataset(listings: list[Listing], client: FlaskClient) -> None:
-    response = client.get("/data/ldn-directory-hsds.json", buffered=True)
+    response = client.get("/data/ldn-directory-hsds.json")
+    assert response.is_streamed  # and read here, outside the request's own context
     assert response.mimetype == "application/json"
     assert "attachment" in response.headers["Content-Disposition"]
     document = json.loads(response.get_data(as_text=True))
