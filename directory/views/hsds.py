@@ -8,14 +8,7 @@ from functools import partial
 from itertools import islice
 from typing import Any
 
-from flask import (
-    Blueprint,
-    Response,
-    abort,
-    jsonify,
-    render_template,
-    request,
-)
+from flask import Blueprint, Response, abort, jsonify, render_template, request
 from flask.globals import app_ctx
 from flask.typing import ResponseReturnValue
 
@@ -100,8 +93,5 @@ def _in_a_context_of_its_own(pieces: Callable[[], Iterator[str]]) -> Iterator[st
 @bp.get("/open-data")
 def open_data() -> ResponseReturnValue:
     return render_template(
-        "public/open_data.html",
-        downloads=list(DOWNLOADS),
-        licence=hsds.LICENCE,
-        licence_url=hsds.LICENCE_URL,
+        "public/open_data.html", downloads=list(DOWNLOADS), licence_url=hsds.LICENCE_URL
     )
