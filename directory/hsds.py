@@ -25,7 +25,7 @@ from functools import cache, lru_cache
 from typing import IO, Any
 
 import orjson
-from flask import current_app, has_request_context
+from flask import current_app, has_request_context, url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -273,7 +273,9 @@ def organization(listing: Listing) -> dict[str, Any]:
             "description": ORGANIZATION_DESCRIPTION[listing.kind],
             "email": listing.email,
             "website": listing.website,
-            "uri": detail_url(listing, _external=True),
+            # Persistent, unlike the page's address, whose slug follows the name: this one
+            # redirects to it.
+            "uri": url_for(f"public.{listing.kind.value}", listing_id=listing.id, _external=True),
             "organization_identifiers": identifiers,
         }
     )

@@ -322,6 +322,9 @@ def test_ids_are_stable_across_exports_and_unique(listings: list[Listing]) -> No
     db.session.commit()
     second = export()
     assert list(every_id(first)) == list(every_id(second))
+    before, after = first["services"][0]["organization"], second["services"][0]["organization"]
+    assert before["uri"] == after["uri"] == f"http://localhost/pharmacies/{listings[0].id}"
+    assert after["name"] == "Renamed Compounding"
     service_ids = list(every_id(second["services"]))
     # An object appears once in full (a term once per attribute that links it).
     own = [i for s in second["services"] for i in every_id(s) if i not in _term_ids(second)]
