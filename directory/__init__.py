@@ -64,12 +64,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     cli.init_app(app)
 
-    from .views import api, auth, moderation, public, submit
+    from .views import api, auth, hsds, moderation, public, submit
 
     # Ids in URLs are bounded so a 30-digit id is a 404, not an overflow in the database driver.
     app.url_map.converters["int"] = BoundedInt
 
-    for blueprint in (public.bp, submit.bp, auth.bp, moderation.bp, api.bp):
+    for blueprint in (public.bp, submit.bp, auth.bp, moderation.bp, api.bp, hsds.bp):
         app.register_blueprint(blueprint)
 
     if not app.debug and not app.testing:

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from flask import Flask
 
+from directory import hsds
 from directory.models import Kind, Role
 
 WEIRD = [
@@ -122,6 +123,8 @@ def sample_values(sub_id: int, reference: str) -> dict[str, list[str]]:
         "kind": [*Kind.values(), "nope"],
         "reference": [reference, "LDN-ZZZZZZ", "x"],
         "filename": ["css/site.css", "js/locate.js", "../../etc/passwd", "nope.css"],
+        "service_id": [hsds.listing_uuid(1, "service"), hsds.listing_uuid(1, "phone"), "x"],
+        "name": ["ldn-directory-hsds.json", "ldn-directory-hsds.ndjson", "nope.json", ".."],
     }
 
 
@@ -147,7 +150,7 @@ def fill(rule: str, samples: dict[str, list[str]]) -> str:
 def test_the_sweep_covers_every_blueprint(app) -> None:
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
     blueprints = {e.split(".")[0] for e in endpoints}
-    assert blueprints == {"public", "api", "auth", "moderation", "submit", "static"}
+    assert blueprints == {"public", "api", "auth", "moderation", "submit", "static", "hsds"}
     assert len(routes(app)) >= 35
 
 

@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from directory import hsds
 from directory.models import Role
 from tests import builders
 from tests.conftest import html, make_app
@@ -14,6 +15,7 @@ def _pages(app):
     p = builders.pharmacy()
     d = builders.prescriber()
     fill = {"listing_id": p.id, "slug": p.slug, "reference": "LDN-ABCDEF", "kind": "pharmacy"}
+    fill |= {"service_id": hsds.listing_uuid(p.id, "service"), "name": "ldn-directory-hsds.json"}
     urls = set()
     for rule in app.url_map.iter_rules():
         if "GET" not in rule.methods or rule.endpoint == "static":
