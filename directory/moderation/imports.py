@@ -337,6 +337,7 @@ class RegistryImport:
             db.session.add(listing)
             listings.append(listing)
         db.session.flush()  # one round of inserts for the batch, and their ids
+        sources = []
         for step, listing in zip(steps, listings, strict=True):
             record(
                 "import_new",
@@ -353,9 +354,18 @@ class RegistryImport:
                 **self._seen_now(),
             )
             db.session.add(source)
-            db.session.flush()
+            sources.append(source)
+        db.session.flush()
+        for step, source in zip(steps, sources, strict=True):
             self.held[step.row.npi] = Held(
-                source.id, listing.id, step.values, source.as_of, None, None, Status.OPEN, None
+                source.id,
+                source.listing_id,
+                step.values,
+                source.as_of,
+                None,
+                None,
+                Status.OPEN,
+                None,
             )
 
     def _change(self, step: _Step, held: Held) -> None:
