@@ -20,6 +20,7 @@ import random
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from directory import nppes
 from directory.validation import NPI_PREFIX, luhn_valid
@@ -163,10 +164,15 @@ def synthetic_rows(count: int, seed: int = SEED) -> Iterable[list[str]]:
         number = npi(n)
         r = rng.random()
         zip5, city, state, area = places[rng.randrange(len(places))]
-        street = f"{rng.randrange(1, 9999)} {rng.choice(_STREETS)}"
-        postal = zip5 + (f"{rng.randrange(10000):04d}" if rng.random() < 0.7 else "")
-        phone = f"{area}{rng.randrange(200, 999)}{rng.randrange(10000):04d}"
-        mailing = (f"PO BOX {rng.randrange(1, 9999)}", city, state, zip5)
+        where: dict[str, Any] = {
+            "street": f"{rng.randrange(1, 9999)} {rng.choice(_STREETS)}",
+            "city": city,
+            "state": state,
+            "postal_code": zip5 + (f"{rng.randrange(10000):04d}" if rng.random() < 0.7 else ""),
+            "phone": f"{area}{rng.randrange(200, 999)}{rng.randrange(10000):04d}",
+            "mailing": (f"PO BOX {rng.randrange(1, 9999)}", city, state, zip5),
+        }
+        phone = where["phone"]
         extra = {
             "Provider Enumeration Date": f"0{rng.randrange(1, 9)}/1{rng.randrange(9)}/2010",
             "Last Update Date": f"1{rng.randrange(3)}/0{rng.randrange(1, 9)}/2025",
@@ -188,46 +194,20 @@ def synthetic_rows(count: int, seed: int = SEED) -> Iterable[list[str]]:
         elif r < 1 / 60 + 1 / 400:
             taxes = [rng.choice(PHARMACY_TAXONOMIES), nppes.COMPOUNDING_PHARMACY]
             rng.shuffle(taxes)
-            name = f"{rng.choice(_WORDS)} {rng.choice(_WORDS)} COMPOUNDING PHARMACY"
-            yield registry_row(
-                number,
-                name=name + " LLC",
-                street=street,
-                city=city,
-                state=state,
-                postal_code=postal,
-                phone=phone,
-                taxonomies=taxes,
-                mailing=mailing,
-                extra=extra,
-            )
+            name = f"{rng.choice(_WORDS)} {rng.choice(_WORDS)} COMPOUNDING PHARMACY LLC"
+            yield registry_row(number, name=name, taxonomies=taxes, extra=extra, **where)
         elif r < 0.25:
             name = f"{rng.choice(_WORDS)} {rng.choice(('HEALTH', 'PHARMACY', 'CLINIC'))} INC"
-            yield registry_row(
-                number,
-                name=name,
-                street=street,
-                city=city,
-                state=state,
-                postal_code=postal,
-                phone=phone,
-                taxonomies=[rng.choice(PHARMACY_TAXONOMIES + PERSON_TAXONOMIES)],
-                mailing=mailing,
-                extra=extra,
-            )
+            taxes = [rng.choice(PHARMACY_TAXONOMIES + PERSON_TAXONOMIES)]
+            yield registry_row(number, name=name, taxonomies=taxes, extra=extra, **where)
         else:
             yield registry_row(
                 number,
                 entity="1",
                 name=f"{rng.choice(_LAST)}, {rng.choice(_FIRST)}",
-                street=street,
-                city=city,
-                state=state,
-                postal_code=postal,
-                phone=phone,
                 taxonomies=rng.sample(PERSON_TAXONOMIES, rng.randrange(1, 4)),
-                mailing=mailing,
                 extra={**extra, "Provider Credential Text": "M.D.", "Provider Sex Code": "F"},
+                **where,
             )
 
 
