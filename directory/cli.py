@@ -239,7 +239,6 @@ def init_app(app: Flask) -> None:
         if not operator.strip():
             _fail("--as needs a name for the audit trail.")
         progress = ProgressLine(sys.stderr.isatty())
-        run: imports.RegistryImport | None = None
         try:
             with nppes.open_registry(path) as registry:
                 run = imports.RegistryImport(
@@ -270,6 +269,13 @@ def init_app(app: Flask) -> None:
             _fail(
                 f"Reading {path.name} failed: {exc}. Batches written so far are whole; "
                 "run the command again once the file is readable."
+            )
+        except SQLAlchemyError as exc:
+            progress.close()
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            _fail(
+                f"The database refused a write: {reason}. "
+                "Batches written before it are whole; run the command again to carry on."
             )
         progress.close()
         _print_import_report(report, progress.seconds)

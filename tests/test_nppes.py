@@ -366,14 +366,14 @@ def test_a_dry_run_reports_and_writes_nothing(app, runner, tmp_path: Path) -> No
     result = run(runner, write(tmp_path, rows()), "--dry-run")
     assert result.exit_code == 0, result.output
     assert "would be new 3" in result.output
-    assert f"would new: NPI {SEATTLE} Pike Place Compounding LLC" in result.output
+    assert f"would add NPI {SEATTLE}, Pike Place Compounding LLC" in result.output
     assert "Dry run: nothing was written." in result.output
     assert counts() == before
     # And on changes to listings it holds.
     assert run(runner, write(tmp_path, rows())).exit_code == 0
     held = counts()
     newer = run(runner, write(tmp_path, rows(phone="2065550199"), NEWER), "--dry-run")
-    assert "updated 1" in newer.output and f"would update: NPI {SEATTLE} phone" in newer.output
+    assert "updated 1" in newer.output and f"would update NPI {SEATTLE}: phone" in newer.output
     assert counts() == held and listing_for(SEATTLE).phone == "(206) 555-0100"
 
 

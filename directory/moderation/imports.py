@@ -327,7 +327,7 @@ class RegistryImport:
     def _publish(self, steps: list[_Step]) -> None:
         for step in steps:
             self.report.new += 1
-            self.report.change(f"new: NPI {step.row.npi} {step.values['name']}")
+            self.report.change(f"add NPI {step.row.npi}, {step.values['name']}")
         if self.dry_run or not steps:
             return
         listings = []
@@ -386,7 +386,7 @@ class RegistryImport:
             self._refused(step.row, errors)
             return
         self.report.updated += 1
-        self.report.change(f"update: NPI {step.row.npi} {', '.join(sorted(changed))}")
+        self.report.change(f"update NPI {step.row.npi}: {', '.join(sorted(changed))}")
         if self.dry_run:
             return
         apply_data(listing, changed)
@@ -422,7 +422,9 @@ class RegistryImport:
                 self._remember(source, step.values)
             return
         self.report.queued += 1
-        self.report.change(f"queue correction: NPI {step.row.npi} {', '.join(sorted(proposed))}")
+        self.report.change(
+            f"queue a correction of NPI {step.row.npi}: {', '.join(sorted(proposed))}"
+        )
         if self.dry_run:
             return
         pin = {f: step.values.get(f) for f in PIN_FIELDS}
@@ -448,7 +450,9 @@ class RegistryImport:
         assert when is not None
         if listing.makes_ldn is True:
             self.report.problems += 1
-            self.report.change(f"problem report: NPI {row.npi} deactivated on {when}")
+            self.report.change(
+                f"report NPI {row.npi} as deactivated on {when} (confirmed: not closed)"
+            )
             if not self.dry_run:
                 note = (
                     f"Deactivated in the NPI registry on {when.isoformat()} ({self.reason}). "
@@ -457,7 +461,7 @@ class RegistryImport:
                 self._submit(listing, {}, note, Problem.CLOSED, None, "import_problem_report")
         elif listing.status != Status.CLOSED:
             self.report.closed += 1
-            self.report.change(f"close: NPI {row.npi} deactivated on {when}")
+            self.report.change(f"close NPI {row.npi}, deactivated on {when}")
             if not self.dry_run:
                 before = {"status": listing.status.value}
                 apply_data(listing, {"status": Status.CLOSED.value})
