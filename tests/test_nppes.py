@@ -245,7 +245,7 @@ def test_importing_the_same_file_again_changes_nothing(app, runner, tmp_path: Pa
     stamps = dict(db.session.execute(select(Listing.id, Listing.updated_at)).all())
     again = run(runner, path)
     assert again.exit_code == 0, again.output
-    assert "new 0, updated 0, queued 0" in again.output and "unchanged 3" in again.output
+    assert "new 0, linked 0, updated 0, queued 0" in again.output and "unchanged 3" in again.output
     assert counts() == before
     assert dict(db.session.execute(select(Listing.id, Listing.updated_at)).all()) == stamps
 
@@ -356,6 +356,30 @@ def test_a_deactivated_npi_closes_an_unconfirmed_listing_and_reports_a_confirmed
     assert [e.listing_id for e in closing] == [spokane.id]
     again = run(runner, write(tmp_path, gone, NEWER))
     assert "closed 0" in again.output and "(0 corrections, 0 problem reports)" in again.output
+
+
+def test_a_pharmacy_listed_already_gets_the_registry_entry_not_a_twin(
+    app, runner, tmp_path: Path
+) -> None:
+    known = builders.pharmacy(
+        name="Pike Place Compounding",
+        city="Seattle",
+        region="US-WA",
+        postal_code="98101",
+        phone="+1 206 555 0100",  # the registry's number, written another way
+        makes_ldn=True,
+    )
+    db.session.commit()
+    result = run(runner, write(tmp_path, rows()))
+    assert "new 2, linked 1," in result.output, result.output
+    assert listing_for(SEATTLE).id == known.id
+    assert known.name == "Pike Place Compounding" and known.makes_ldn is True
+    assert known.npi == SEATTLE
+    link = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "import_link")).one()
+    assert link.listing_id == known.id and FILE in (link.reason or "")
+    # Its listing is the moderators': the registry's next change waits in the queue.
+    newer = run(runner, write(tmp_path, rows(phone="2065550199"), NEWER))
+    assert "linked 0, updated 0, queued 1" in newer.output, newer.output
 
 
 # --- options ----------------------------------------------------------------------------------

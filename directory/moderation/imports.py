@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from .. import nppes
 from ..db import writing
 from ..extensions import db
 from ..forms.listing import listing_errors
 from ..geocoding.offline import get_offline
-from ..listings import apply_data, to_data
+from ..listings import apply_data, phone_digits, to_data
 from ..models import (
     Kind,
     Listing,
@@ -89,6 +89,7 @@ class Report:
     rows: int = 0
     found: int = 0  # compounding pharmacies in the file (in any state)
     new: int = 0
+    linked: int = 0  # already listed here (same phone or NPI): the registry entry attached
     updated: int = 0
     queued: int = 0  # registry changes to moderator-edited listings, now corrections
     closed: int = 0
@@ -117,7 +118,8 @@ class Report:
         verb = "would be " if self.dry_run else ""
         return (
             f"{self.rows} rows read, {self.found} compounding pharmacies: "
-            f"{verb}new {self.new}, updated {self.updated}, queued {self.queued + self.problems}"
+            f"{verb}new {self.new}, linked {self.linked}, updated {self.updated}, "
+            f"queued {self.queued + self.problems}"
             f" ({self.queued} corrections, {self.problems} problem reports), "
             f"closed {self.closed}, unchanged {self.unchanged}, skipped {self.skipped_total}."
         )
@@ -305,7 +307,9 @@ class RegistryImport:
 
     def _apply(self) -> None:
         new = [s for s in self._batch if s.held is None]
-        self._publish(new)
+        listed = self._already_listed(new)
+        self._link([(s, listed[s.row.npi]) for s in new if s.row.npi in listed])
+        self._publish([s for s in new if s.row.npi not in listed])
         for step in self._batch:
             if step.held is not None:
                 self._change(step, step.held)
@@ -323,6 +327,77 @@ class RegistryImport:
             "as_of": self.report.file_date,
             "last_seen_at": utcnow(),
         }
+
+    def _already_listed(self, steps: list[_Step]) -> dict[str, int]:
+        """NPI -> a pharmacy the directory lists already with this phone number or NPI (from
+        a person's suggestion or a curated list): the registry entry joins that listing
+        rather than publishing an unconfirmed twin of it next to it."""
+        if not steps:
+            return {}
+        by_phone = {phone_digits(s.values["phone"]): s.row.npi for s in steps}
+        by_phone.pop(None, None)
+        npis = [s.row.npi for s in steps]
+        from_registry = select(ListingSource.listing_id).where(ListingSource.source == nppes.SOURCE)
+        rows = db.session.execute(
+            select(Listing.id, Listing.phone_digits, Listing.npi)
+            .where(
+                Listing.kind == Kind.PHARMACY,
+                or_(Listing.phone_digits.in_(list(by_phone)), Listing.npi.in_(npis)),
+                Listing.id.not_in(from_registry),
+            )
+            .order_by(Listing.id)
+        )
+        found: dict[str, int] = {}
+        for listing_id, digits, npi in rows:
+            for key in (npi if npi in npis else None, by_phone.get(digits)):
+                if key is not None:
+                    found.setdefault(key, listing_id)
+        return found
+
+    def _link(self, pairs: list[tuple[_Step, int]]) -> None:
+        for step, listing_id in pairs:
+            self.report.linked += 1
+            self.report.change(f"link NPI {step.row.npi} to listing {listing_id}")
+            if self.dry_run:
+                continue
+            listing = db.session.get(Listing, listing_id)
+            if listing is None:
+                continue
+            before = {"npi": listing.npi}
+            if not listing.npi:
+                listing.npi = step.row.npi
+            source = self._source(listing, step)
+            record(
+                "import_link",
+                actor_label=self.operator,
+                listing=listing,
+                before=before,
+                after={"npi": step.row.npi, "registry": step.values},
+                reason=f"{self.reason}: the same pharmacy (phone or NPI); its listing is kept "
+                "as moderators left it.",
+            )
+            db.session.flush()
+            self.held[step.row.npi] = Held(
+                source.id,
+                listing.id,
+                step.values,
+                source.as_of,
+                None,
+                listing.makes_ldn,
+                listing.status,
+                listing.region,
+            )
+
+    def _source(self, listing: Listing, step: _Step) -> ListingSource:
+        source = ListingSource(
+            listing_id=listing.id,
+            source=nppes.SOURCE,
+            source_id=step.row.npi,
+            data=step.values,
+            **self._seen_now(),
+        )
+        db.session.add(source)
+        return source
 
     def _publish(self, steps: list[_Step]) -> None:
         for step in steps:
@@ -346,15 +421,7 @@ class RegistryImport:
                 after=to_data(listing),
                 reason=self.reason,
             )
-            source = ListingSource(
-                listing_id=listing.id,
-                source=nppes.SOURCE,
-                source_id=step.row.npi,
-                data=step.values,
-                **self._seen_now(),
-            )
-            db.session.add(source)
-            sources.append(source)
+            sources.append(self._source(listing, step))
         db.session.flush()
         for step, source in zip(steps, sources, strict=True):
             self.held[step.row.npi] = Held(
