@@ -64,6 +64,7 @@ NEW_PHARMACY: dict[str, Any] = {
 EXAMPLES_KEPT = 10  # line numbers kept per skip reason: the report stays small on any file
 CHANGES_KEPT = 1000  # changes kept for --dry-run's list
 _PIN_CACHE_SIZE = 50_000
+REFRESH_BATCH = 2000
 
 SKIP_NOT_PHARMACY = "not an organization with the compounding-pharmacy taxonomy"
 SKIP_DEACTIVATED = "deactivated in the registry and not listed here"
@@ -236,7 +237,9 @@ class RegistryImport:
             self._plan_new(row)
         else:
             self._plan_held(row, held)
-        if len(self._batch) >= self.batch_size:
+        # Provenance dates are refreshed in batches too: one UPDATE of every unchanged pharmacy
+        # in the country would bind more ids than a statement takes.
+        if len(self._batch) >= self.batch_size or len(self._refresh) >= REFRESH_BATCH:
             self._flush()
 
     def _plan_new(self, row: nppes.RegistryRow) -> None:
