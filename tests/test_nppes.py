@@ -382,6 +382,17 @@ def test_a_pharmacy_listed_already_gets_the_registry_entry_not_a_twin(
     assert "linked 0, updated 0, queued 1" in newer.output, newer.output
 
 
+def test_a_sample_listing_is_never_taken_for_the_real_pharmacy(
+    seeded, runner, tmp_path: Path
+) -> None:
+    # The Seattle sample's made-up number is the registry row's number here.
+    sample = db.session.scalar(select(Listing).where(Listing.phone_digits == "2065550100"))
+    assert sample is not None and sample.is_sample
+    result = run(runner, write(tmp_path, rows()))
+    assert "new 3, linked 0," in result.output, result.output
+    assert listing_for(SEATTLE).id != sample.id
+
+
 # --- options ----------------------------------------------------------------------------------
 
 

@@ -345,6 +345,7 @@ class RegistryImport:
             select(Listing.id, Listing.phone_digits, Listing.npi)
             .where(
                 Listing.kind == Kind.PHARMACY,
+                Listing.is_sample.is_(False),  # made-up numbers: no real pharmacy's twin
                 or_(Listing.phone_digits.in_(list(by_phone)), Listing.npi.in_(npis)),
                 Listing.id.not_in(from_registry),
             )
