@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
+import zipfile
 from pathlib import Path
 
 import click
@@ -14,13 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from . import derived, search, seeding
+from . import derived, nppes, regions, search, seeding
 from .extensions import db
 from .forms import SearchForm
 from .geocoding import ensure_built
 from .geocoding.app import geocoder
 from .listings import public_dict
 from .models import Listing, Role
+from .moderation import imports
 
 
 def _database_problem() -> str | None:
@@ -52,6 +55,53 @@ def _database_problem() -> str | None:
 def _fail(message: str) -> None:
     click.echo(f"Error: {message}", err=True)
     sys.exit(1)
+
+
+class ProgressLine:
+    """A progress bar on a terminal, redrawn at most a few times a second: how far through the
+    file (by bytes), rows read, what was found, the rate and the time left."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self.drawn = 0.0
+
+    def __call__(self, p: nppes.Progress) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.drawn < 0.25:
+            return
+        self.drawn = now
+        elapsed = max(now - self.started, 1e-6)
+        share = p.bytes_read / p.total_bytes if p.total_bytes else 0.0
+        left = elapsed * (1 - share) / share if share else 0.0
+        bar = "#" * int(share * 20)
+        click.echo(
+            f"\r[{bar:<20}] {share:4.0%}  {p.rows:,} rows  {p.found:,} pharmacies  "
+            f"{p.rows / elapsed:,.0f} rows/s  {left:,.0f} s left ",
+            nl=False,
+            err=True,
+        )
+
+    def close(self) -> None:
+        if self.enabled and self.drawn:
+            click.echo(err=True)
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+
+def _print_import_report(report: imports.Report, seconds: float) -> None:
+    rate = report.rows / seconds if seconds else 0.0
+    click.echo(f"{report.summary()} ({seconds:.1f} s, {rate:,.0f} rows/s)")
+    for reason, skipped in sorted(report.skipped.items()):
+        click.echo(f"  skipped, {reason}: {skipped.count} ({'; '.join(skipped.examples)})")
+    if report.dry_run:
+        for change in report.changes:
+            click.echo(f"  would {change}")
+        if report.changes_total > len(report.changes):
+            click.echo(f"  ... and {report.changes_total - len(report.changes)} more")
+        click.echo("Dry run: nothing was written.")
 
 
 def init_app(app: Flask) -> None:
@@ -176,6 +226,71 @@ def init_app(app: Flask) -> None:
                 )
                 count += 1
         click.echo(f"Wrote {count} listings to {path}.")
+
+    @app.cli.command("import-nppes")
+    @click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
+    @click.option(
+        "--state", "states", multiple=True, help="Repeatable: only these states (e.g. WA)."
+    )
+    @click.option(
+        "--as",
+        "operator",
+        default=imports.OPERATOR,
+        show_default=True,
+        help="The operator named in the audit trail.",
+    )
+    def import_nppes(path: Path, dry_run: bool, states: tuple[str, ...], operator: str) -> None:
+        """Import the compounding pharmacies of the NPI registry's file (CSV or monthly zip)."""
+        problem = _database_problem()
+        if problem:
+            _fail(problem)
+        unknown = [s for s in states if f"US-{s.strip().upper()}" not in regions.us_states()]
+        if unknown:
+            _fail(f"Unknown state code {unknown[0]!r}: use the two letters, like WA.")
+        if not operator.strip():
+            _fail("--as needs a name for the audit trail.")
+        progress = ProgressLine(sys.stderr.isatty())
+        try:
+            with nppes.open_registry(path) as registry:
+                run = imports.RegistryImport(
+                    registry.name,
+                    registry.file_date,
+                    operator=operator.strip(),
+                    states=[s.strip() for s in states],
+                    dry_run=dry_run,
+                )
+                counts = nppes.Progress()
+                for item in nppes.scan(
+                    registry, run.held_npis, progress=counts, on_progress=progress
+                ):
+                    run.feed(item)
+                run.report.rows = counts.rows
+                report = run.finish()
+        except nppes.LayoutError as exc:
+            progress.close()
+            _fail(f"{exc} Nothing was imported.")
+        except KeyboardInterrupt:
+            progress.close()
+            _fail(
+                "Interrupted. Every batch written so far is whole; run the same command "
+                "again to carry on."
+            )
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:
+            progress.close()
+            _fail(
+                f"Reading {path.name} failed: {exc}. Batches written so far are whole; "
+                "run the command again once the file is readable."
+            )
+        except SQLAlchemyError as exc:
+            progress.close()
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            _fail(
+                f"The database refused a write: {reason}. "
+                "Batches written before it are whole; run the command again to carry on."
+            )
+        progress.close()
+        _print_import_report(report, progress.seconds)
 
     @app.cli.command("create-moderator")
     @click.argument("username")

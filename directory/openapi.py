@@ -86,7 +86,12 @@ LISTING: dict[str, Any] = {
         },
         "is_sample": {"type": "boolean"},
         "flags": {"type": "array", "items": FLAG},
-        "makes_ldn": {"type": ["boolean", "null"]},
+        "makes_ldn": {
+            "type": ["boolean", "null"],
+            "description": "Pharmacies: null means not yet confirmed that it makes LDN (e.g. "
+            "listed from the NPI registry as a compounding pharmacy): call first. The "
+            "'confirmed' filter leaves these out.",
+        },
         "dosage_forms": _str_list,
         "sr_policy": _one_of(SRPolicy, nullable=True),
         "fillers": {

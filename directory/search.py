@@ -92,6 +92,9 @@ FLAG_FILTERS: dict[str, tuple[str, str]] = {
     "verified": (BOTH, "Checked by a moderator in the last 12 months"),
     SRPolicy.IR_ONLY.value: (Kind.PHARMACY, SRPolicy.IR_ONLY.label),
     "safe_fillers": (Kind.PHARMACY, "Known fillers, none advised against"),
+    # Pharmacies from the NPI registry are listed before anyone has asked whether they make
+    # LDN (makes_ldn unknown); this shows only those someone has confirmed.
+    "confirmed": (Kind.PHARMACY, "Confirmed to make LDN"),
     "telehealth": (Kind.PRESCRIBER, "Offers telehealth"),
     "accepting": (Kind.PRESCRIBER, "Accepting new patients"),
 }
@@ -214,6 +217,8 @@ def _criteria(
         out.append(Listing.verified_on >= since)
     if SRPolicy.IR_ONLY in f:
         out.append(_only_for(Kind.PHARMACY, Listing.sr_policy == SRPolicy.IR_ONLY))
+    if "confirmed" in f:
+        out.append(_only_for(Kind.PHARMACY, Listing.makes_ldn.is_(True)))
     if "safe_fillers" in f:
         advised_against = exists().where(
             listing_fillers.c.listing_id == Listing.id,

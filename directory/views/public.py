@@ -12,6 +12,7 @@ from ..forms import SearchForm
 from ..geocoding.app import geocoder
 from ..listings import detail_url, json_ld
 from ..models import Kind, Listing, public_listing
+from ..nppes import registry_entry
 
 bp = Blueprint("public", __name__)
 
@@ -33,7 +34,12 @@ def _detail(listing_id: int, slug: str | None, kind: Kind) -> ResponseReturnValu
     if slug != listing.slug:
         # One canonical address per listing, even after a rename.
         return redirect(detail_url(listing), code=301)
-    return render_template("public/listing.html", listing=listing, json_ld=json_ld(listing))
+    return render_template(
+        "public/listing.html",
+        listing=listing,
+        json_ld=json_ld(listing),
+        registry=registry_entry(listing.id),
+    )
 
 
 @bp.get("/pharmacies/<int:listing_id>")
