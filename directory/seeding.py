@@ -2,7 +2,7 @@
 
 Every file is read and checked whole before anything is kept, so a bad row names its file and
 line and nothing lands. A listing row is checked twice: here for its shape (types, known codes,
-the seed-only keys), then by the public listing form's own rules (forms.listing_errors), the
+the seed-only keys), then by the public listing form's own rules (forms.listing.ListingRules), the
 same rules a person's suggestion meets. Loading is idempotent: vocabulary rows are upserted by
 code, sample listings are inserted once by their `key` and never overwritten (a moderator may
 have edited them since).
@@ -21,7 +21,7 @@ from sqlalchemy import select
 from . import moderation
 from .db import writing
 from .extensions import db
-from .forms.listing import listing_errors
+from .forms.listing import ListingRules
 from .geomath import COORDINATES_MESSAGE, valid_lat_lon
 from .listings import fields_for, parse_date
 from .models import (
@@ -209,10 +209,10 @@ def read_listings(path: Path, kind: Kind, codes: dict[str, set[str]]) -> list[Se
     return rows
 
 
-def check_form_rules(row: SeedRow) -> None:
+def check_form_rules(row: SeedRow, rules: ListingRules) -> None:
     """The public form's rules, which read their choices from the vocabulary tables: run once
     this load's vocabularies are written, inside its transaction, so a failure keeps nothing."""
-    errors = listing_errors(row.kind, row.data)
+    errors = rules.errors(row.kind, row.data)
     if errors:
         key, messages = next(iter(errors.items()))
         raise SeedError(f"{row.where}: {key}: {messages[0].rstrip('.')}.")
@@ -251,8 +251,9 @@ def load(seeds_dir: Path = SEEDS, *, samples: bool = True) -> SeedReport:
         existing = set(
             db.session.scalars(select(Listing.seed_key).where(Listing.seed_key.is_not(None)))
         )
+        rules = ListingRules()
         for row in listing_rows:
-            check_form_rules(row)
+            check_form_rules(row, rules)
         for row in listing_rows:
             if row.data["key"] in existing:
                 report.listings_skipped += 1

@@ -229,3 +229,32 @@ def test_export_writes_published_listings_without_private_data(seeded, runner, t
     for row in rows:
         listing = listings[row["id"]]
         assert row["url"] == f"/{folder[listing.kind]}/{listing.id}-{listing.slug}"
+
+
+def test_one_set_of_rules_checks_many_rows_as_fresh_forms_do(app) -> None:
+    """ListingRules re-processes one form per kind for every row (imports check thousands):
+    nothing a row typed may stay behind for the next, so each answer equals a fresh form's."""
+    from directory.forms.listing import ListingRules, listing_errors
+
+    rows = [
+        (kind, json.loads(line))
+        for kind, name in (
+            (Kind.PHARMACY, "sample_pharmacies.jsonl"),
+            (Kind.PRESCRIBER, "sample_prescribers.jsonl"),
+        )
+        for line in (seeding.SEEDS / name).open()
+    ]
+    breaks = [
+        {"npi": "1234567890"},
+        {"phone": None, "website": None, "email": None, "fillers": ["talc"]},
+        {"postal_code": "3523", "telehealth_only": False, "street": None, "city": None},
+        {"licensed_in": ["US-ZZ"], "dosage_forms": ["plutonium"]},
+    ]
+    rules = ListingRules()
+    checked = 0
+    for i, (kind, row) in enumerate(rows):
+        for data in (row, {**row, **breaks[i % len(breaks)]}):
+            assert rules.errors(kind, data) == listing_errors(kind, data), (row["key"], data)
+            checked += 1
+    assert checked == 2 * len(rows) > 200
+    assert any(rules.errors(kind, {**row, **breaks[0]}) for kind, row in rows)

@@ -452,27 +452,45 @@ _DATA_KEY = {
 }
 
 
-def listing_errors(kind: Kind, data: Mapping[str, Any]) -> dict[str, list[str]]:
-    """The public form's rules for a listing dict that did not come through the form (seed rows,
-    registry imports): {listing key: messages}, empty when the listing would be accepted.
+class ListingRules:
+    """The public form's rules for listing dicts that did not come through the form (seed rows,
+    registry imports, files): `errors(kind, data)` is {listing key: messages}, empty when the
+    listing would be accepted.
 
-    The dict is posted to the form as a browser would post it, so every rule runs as it does
+    Each dict is posted to the form as a browser would post it, so every rule runs as it does
     for a person: Optional() fields, the form-wide checks (an address or telehealth only, a way
-    to reach a pharmacy) and the NPI check digit. Needs an app context: the choices come from
-    the vocabulary tables."""
-    form_cls: type[PharmacyForm] | type[PrescriberForm] = (
-        PharmacyForm if kind == Kind.PHARMACY else PrescriberForm
-    )
-    unbound = form_cls(formdata=None, meta={"csrf": False})
-    unbound.fill(dict(data))
-    form = form_cls(formdata=_as_posted(unbound), meta={"csrf": False})
-    if form.validate():
-        return {}
-    errors: dict[str, list[str]] = {}
-    for name, messages in form.errors.items():
-        if isinstance(name, str) and isinstance(messages, list):
-            errors.setdefault(_DATA_KEY.get(name, name), []).extend(map(str, messages))
-    return errors
+    to reach a pharmacy) and the NPI check digit. One instance builds each kind's form once (its
+    choices are read from the vocabulary tables then) and re-processes it for every dict: an
+    import checks thousands, and building the form was most of each check's time. Needs an app
+    context; make a new instance when the vocabularies may have changed."""
+
+    def __init__(self) -> None:
+        self._forms: dict[Kind, PharmacyForm | PrescriberForm] = {}
+
+    def _form(self, kind: Kind) -> PharmacyForm | PrescriberForm:
+        form = self._forms.get(kind)
+        if form is None:
+            form_cls = PharmacyForm if kind == Kind.PHARMACY else PrescriberForm
+            form = self._forms[kind] = form_cls(formdata=None, meta={"csrf": False})
+        return form
+
+    def errors(self, kind: Kind, data: Mapping[str, Any]) -> dict[str, list[str]]:
+        form = self._form(kind)
+        form.process(formdata=None)  # every field back to its default
+        form.fill(dict(data))
+        form.process(formdata=_as_posted(form))
+        if form.validate():
+            return {}
+        errors: dict[str, list[str]] = {}
+        for name, messages in form.errors.items():
+            if isinstance(name, str) and isinstance(messages, list):
+                errors.setdefault(_DATA_KEY.get(name, name), []).extend(map(str, messages))
+        return errors
+
+
+def listing_errors(kind: Kind, data: Mapping[str, Any]) -> dict[str, list[str]]:
+    """ListingRules for one dict."""
+    return ListingRules().errors(kind, data)
 
 
 def _as_posted(form: ListingForm) -> MultiDict[str, str]:

@@ -25,7 +25,7 @@ from sqlalchemy import or_, select, update
 from .. import nppes
 from ..db import writing
 from ..extensions import db
-from ..forms.listing import listing_errors
+from ..forms.listing import ListingRules
 from ..geocoding.offline import get_offline
 from ..listings import apply_data, phone_digits, to_data
 from ..models import (
@@ -186,6 +186,7 @@ class RegistryImport:
         self.batch_size = batch_size
         self.report = Report(file, file_date, dry_run)
         self.reason = f"NPPES file {file} of {file_date.isoformat()}"
+        self.rules = ListingRules()
         self.held = held_listings()
         db.session.rollback()  # the read above must not hold a transaction open between batches
         self.seen: set[str] = set()
@@ -251,7 +252,7 @@ class RegistryImport:
             self.report.skip(SKIP_STATE, row.line)
         else:
             values = {**row.values, **self._pin(row.values)}
-            errors = listing_errors(Kind.PHARMACY, {**NEW_PHARMACY, **values})
+            errors = self.rules.errors(Kind.PHARMACY, {**NEW_PHARMACY, **values})
             if errors:
                 self._refused(row, errors)
             else:
@@ -452,7 +453,7 @@ class RegistryImport:
             self._queue_correction(step, listing, source, current)
             return
         changed = {f: v for f, v in step.values.items() if current.get(f) != v}
-        errors = listing_errors(Kind.PHARMACY, {**to_data(listing), **changed})
+        errors = self.rules.errors(Kind.PHARMACY, {**to_data(listing), **changed})
         if errors:
             self._refused(step.row, errors)
             return
