@@ -23,6 +23,7 @@ from typing import IO, Any
 from sqlalchemy import CompoundSelect, Select, literal, select, union_all
 from sqlalchemy.orm import Session
 
+from .cards import Flag
 from .csvcells import csv_safe
 from .facts import ListingFacts
 from .listings import (
@@ -34,7 +35,6 @@ from .listings import (
     flag_data,
 )
 from .models import (
-    FlagType,
     Kind,
     Listing,
     ListingRegion,
@@ -70,15 +70,6 @@ OBJECT_LISTS = ("flags", "sources")
 LIST_SEPARATOR = ";"
 # A pharmacy's fillers known to be none, in a CSV cell (an empty cell means "unknown").
 NO_FILLERS = "none"
-
-
-@dataclass(frozen=True, slots=True)
-class Flag:
-    type: FlagType
-    label: str
-    source: str
-    as_of: date
-    url: str | None
 
 
 @dataclass(slots=True)
@@ -117,6 +108,8 @@ _READ = tuple(
         + [f for f in COMMON_FIELDS + PHARMACY_FIELDS + PRESCRIBER_FIELDS if f not in _LIST_FIELDS]
     )
 )
+# A flag's columns in the order cards.Flag takes them.
+_FLAG_COLUMNS = [getattr(ReliabilityFlag, name) for name in Flag.__dataclass_fields__]
 _FACTS = frozenset(Row.__dataclass_fields__) - {"columns", "fillers", "codes", "flags", "sources"}
 
 
@@ -156,14 +149,7 @@ def _batches(session: Session, batch: int) -> Iterator[list[Row]]:
         for listing_id, name, code in session.execute(_related(ids)):
             rows[listing_id].codes.setdefault(str(name), []).append(code)
         flags: Rows = (
-            select(
-                ReliabilityFlag.listing_id,
-                ReliabilityFlag.type,
-                ReliabilityFlag.label,
-                ReliabilityFlag.source,
-                ReliabilityFlag.as_of,
-                ReliabilityFlag.url,
-            )
+            select(ReliabilityFlag.listing_id, *_FLAG_COLUMNS)
             .where(ReliabilityFlag.listing_id.in_(ids))
             .order_by(ReliabilityFlag.listing_id, ReliabilityFlag.id)
         )
