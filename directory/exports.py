@@ -18,9 +18,20 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from typing import IO, Any
 
-from sqlalchemy import CompoundSelect, Select, literal, select, union_all
+from sqlalchemy import (
+    BindParameter,
+    CompoundSelect,
+    Select,
+    and_,
+    bindparam,
+    func,
+    literal,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from .cards import Flag
@@ -113,81 +124,110 @@ _FLAG_COLUMNS = [getattr(ReliabilityFlag, name) for name in Flag.__dataclass_fie
 _FACTS = frozenset(Row.__dataclass_fields__) - {"columns", "fillers", "codes", "flags", "sources"}
 
 
-def _related(ids: list[int]) -> CompoundSelect[*tuple[Any, ...]]:
-    """(listing id, list name, code) for every vocabulary and region row of the listings."""
+# Each batch is the listings with ids in (LOW, HIGH]: paging by id makes that exactly the
+# batch, so the related rows are read by a range on the link tables' leading column rather than
+# a list of a thousand ids (binding those cost more than the reads).
+LOW: BindParameter[int] = bindparam("low")
+HIGH: BindParameter[int] = bindparam("high")
+
+
+def _in_batch(column: Any) -> Any:
+    return and_(column > LOW, column <= HIGH)
+
+
+@cache
+def _statements() -> tuple[Rows, CompoundSelect[*tuple[Any, ...]], Rows, Rows]:
+    listings = select(*(getattr(Listing, n) for n in _READ)).where(_in_batch(Listing.id))
     links = [
         ("fillers", listing_fillers.c.filler_code),
         ("dosage_forms", listing_dosage_forms.c.dosage_form_code),
         ("conditions", listing_conditions.c.condition_code),
     ]
     parts: list[Rows] = [
-        select(code.table.c.listing_id, literal(name), code).where(code.table.c.listing_id.in_(ids))
+        select(code.table.c.listing_id, literal(name), code).where(
+            _in_batch(code.table.c.listing_id)
+        )
         for name, code in links
     ]
     parts.append(
         select(ListingRegion.listing_id, ListingRegion.role, ListingRegion.code).where(
-            ListingRegion.listing_id.in_(ids)
+            _in_batch(ListingRegion.listing_id)
         )
     )
-    return union_all(*parts)
+    flags: Rows = (
+        select(ReliabilityFlag.listing_id, *_FLAG_COLUMNS)
+        .where(_in_batch(ReliabilityFlag.listing_id))
+        .order_by(ReliabilityFlag.listing_id, ReliabilityFlag.id)
+    )
+    sources: Rows = (
+        select(ListingSource.listing_id, ListingSource.source, ListingSource.source_id)
+        .where(_in_batch(ListingSource.listing_id))
+        .order_by(ListingSource.listing_id, ListingSource.source, ListingSource.source_id)
+    )
+    return listings, union_all(*parts), flags, sources
 
 
 def _batches(session: Session, batch: int) -> Iterator[list[Row]]:
-    columns = [getattr(Listing, name) for name in _READ]
+    listings, related, flags, sources = _statements()
+    conn = session.connection()
     after = 0
     while True:
-        found = session.execute(
-            select(*columns).where(Listing.id > after).order_by(Listing.id).limit(batch)
-        ).all()
-        if not found:
-            return
+        # The batch's last id, then everything up to it: the ids in between are the batch.
+        last = conn.execute(
+            select(Listing.id).where(Listing.id > after).order_by(Listing.id).offset(batch - 1)
+        ).scalar()
+        if last is None:
+            last = conn.execute(select(func.max(Listing.id))).scalar()
+            if last is None or last <= after:
+                return
+        bounds = {"low": after, "high": last}
         rows: dict[int, Row] = {}
-        for values in found:
+        for values in conn.execute(listings, bounds):
             read = dict(zip(_READ, values, strict=True))
-            rows[read["id"]] = Row(read, **{k: v for k, v in read.items() if k in _FACTS})
-        ids = list(rows)
-        for listing_id, name, code in session.execute(_related(ids)):
+            rows[read["id"]] = Row(read, **{k: read[k] for k in _FACTS})
+        for listing_id, name, code in conn.execute(related, bounds):
             rows[listing_id].codes.setdefault(str(name), []).append(code)
-        flags: Rows = (
-            select(ReliabilityFlag.listing_id, *_FLAG_COLUMNS)
-            .where(ReliabilityFlag.listing_id.in_(ids))
-            .order_by(ReliabilityFlag.listing_id, ReliabilityFlag.id)
-        )
-        for listing_id, *flag in session.execute(flags):
+        for listing_id, *flag in conn.execute(flags, bounds):
             rows[listing_id].flags.append(Flag(*flag))
-        sources: Rows = (
-            select(ListingSource.listing_id, ListingSource.source, ListingSource.source_id)
-            .where(ListingSource.listing_id.in_(ids))
-            .order_by(ListingSource.listing_id, ListingSource.source, ListingSource.source_id)
-        )
-        for listing_id, source, source_id in session.execute(sources):
+        for listing_id, source, source_id in conn.execute(sources, bounds):
             rows[listing_id].sources.append({"source": source, "source_id": source_id})
-        after = ids[-1]
-        yield list(rows.values())
+        after = last
+        yield [rows[i] for i in sorted(rows)]
 
 
-def _plain(value: Any) -> Any:
-    return value.value if hasattr(value, "value") else value
+# How each field is read from a Row: a column as it is, a vocabulary value (a Term) as its
+# value, or a list of codes from the related rows.
+_TERMS = frozenset(("geo_precision", "status", "sr_policy"))
+_PLAN = {
+    kind: [
+        (n, "list" if n in _LIST_FIELDS else "term" if n in _TERMS else "column")
+        for n in fields_for(kind)
+    ]
+    for kind in Kind
+}
 
 
 def record(row: Row) -> dict[str, Any]:
     """A listing as its export record: `listings.public_dict`'s shape and values, plus
     `sources`, without a pin the listing's own page would not show."""
+    columns = row.columns
     data: dict[str, Any] = {"id": row.id, "kind": row.kind.value, "url": detail_url(row)}
-    for name in fields_for(row.kind):
-        if name == "fillers":
-            data[name] = sorted(row.codes.get(name, [])) if row.fillers_known else None
-        elif name in _LIST_FIELDS:
-            data[name] = sorted(row.codes.get(name, []))
+    for name, how in _PLAN[row.kind]:
+        if how == "column":
+            data[name] = columns[name]
+        elif how == "term":
+            data[name] = None if columns[name] is None else columns[name].value
+        elif name == "fillers" and not row.fillers_known:
+            data[name] = None
         else:
-            data[name] = _plain(row.columns[name])
+            data[name] = sorted(row.codes.get(name, []))
     if not row.has_public_pin:
         data["lat"] = data["lon"] = None
     data.update(
         address=row.address_line,
         verified_on=row.verified_on.isoformat() if row.verified_on else None,
         needs_reconfirming=row.is_stale,
-        is_sample=row.columns["is_sample"],
+        is_sample=columns["is_sample"],
         flags=[flag_data(f) for f in row.flags],
         sources=row.sources,
     )
