@@ -186,11 +186,9 @@ def init_app(app: Flask) -> None:
         if format_name is None and to_stdout:
             format_name = "jsonl"
         try:
-            chosen = imports.format_of(path, format_name)
-        except imports.ImportFailure as exc:
+            chosen = exports.format_of(path, format_name, exports.WRITERS)
+        except exports.UnknownFormat as exc:
             _fail(str(exc))
-        if chosen not in exports.WRITERS:
-            _fail(f"unknown format {chosen!r}: use {', '.join(exports.WRITERS)}.")
         try:
             # A request context only so each listing's (relative) page address can be built.
             with current_app.test_request_context():

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
+from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import (
@@ -307,6 +308,26 @@ WRITERS: dict[str, Writer] = {
 }
 # File name endings that name a format, for `export FILE` without --format.
 EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".geojson": "geojson"}
+
+
+class UnknownFormat(ValueError):
+    """A format name, or a file name's ending, that names no format: one line saying so."""
+
+
+def format_of(path: Path, format_name: str | None, known: Collection[str]) -> str:
+    """The format to read or write a file in: the one named, or the one its ending names."""
+    if format_name is not None:
+        if format_name not in known:
+            raise UnknownFormat(f"unknown format {format_name!r}: use {', '.join(known)}.")
+        return format_name
+    found = EXTENSIONS.get(path.suffix.lower())
+    if found is None or found not in known:
+        endings = ", ".join(e for e, f in EXTENSIONS.items() if f in known)
+        raise UnknownFormat(
+            f"cannot tell the format from {path.name!r}: name it {endings}, "
+            f"or give --format ({', '.join(known)})."
+        )
+    return found
 
 
 def export(session: Session, format_name: str, out: IO[str], *, batch: int = BATCH) -> int:

@@ -30,7 +30,16 @@ from sqlalchemy import and_, or_, select
 from . import geomath, validation
 from .csvcells import csv_unsafe
 from .db import writing
-from .exports import CODE_LISTS, COLUMNS, DERIVED, LIST_SEPARATOR, NO_FILLERS, OBJECT_LISTS
+from .exports import (
+    CODE_LISTS,
+    COLUMNS,
+    DERIVED,
+    LIST_SEPARATOR,
+    NO_FILLERS,
+    OBJECT_LISTS,
+    UnknownFormat,
+    format_of,
+)
 from .extensions import db
 from .forms.listing import listing_errors
 from .geocoding.app import geocoder
@@ -45,6 +54,7 @@ REQUIRED = ("kind", "name")
 KNOWN = frozenset(COLUMNS) | frozenset(KEY_COLUMNS)
 BOOLEANS = ("makes_ldn", "mail_order", "telehealth", "telehealth_only", "accepting_new_patients")
 NUMBERS = ("lat", "lon")
+REGION_LISTS = ("ships_to", "licensed_in")
 TERMS: dict[str, type[Term]] = {"geo_precision": Precision, "status": Status, "sr_policy": SRPolicy}
 _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
 FLUSH_EVERY = 500
@@ -179,7 +189,7 @@ def read_geojson(fh: IO[str]) -> Rows:
     except json.JSONDecodeError as exc:
         raise ImportFailure(f"line {exc.lineno}: not valid JSON ({exc.msg}).") from None
     features = collection.get("features") if isinstance(collection, dict) else None
-    if collection.get("type") != "FeatureCollection" or not isinstance(features, list):
+    if not isinstance(features, list) or collection.get("type") != "FeatureCollection":
         raise ImportFailure("not a GeoJSON FeatureCollection (no features list).")
     for number, item in enumerate(features, start=1):
         where = f"feature {number}"
@@ -242,7 +252,9 @@ def _check_value(name: str, value: Any) -> Any:
     if name in CODE_LISTS:
         if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
             raise Refused(f"{name} must be a list of codes")
-        return sorted({c.strip() for c in value if c.strip()})
+        codes = {c.strip() for c in value if c.strip()}
+        # Region codes are upper-case ("US-WA", "GB"), as the form stores them.
+        return sorted({c.upper() for c in codes} if name in REGION_LISTS else codes)
     return _text(name, value)
 
 
@@ -256,6 +268,9 @@ def _flags(value: Any) -> list[dict[str, Any]]:
         label, source = _text("a flag's label", item.get("label")), item.get("source")
         if not label or not isinstance(source, str) or not source.strip():
             raise Refused("each flag needs a label and a source")
+        url = _text("a flag's url", item.get("url"))
+        if len(label) > 200 or len(source) > 200 or len(url or "") > 300:
+            raise Refused("a flag's label and source are at most 200 characters, its url 300")
         try:
             as_of = parse_date(item.get("as_of"))
         except (TypeError, ValueError):
@@ -270,7 +285,7 @@ def _flags(value: Any) -> list[dict[str, Any]]:
                 "label": label,
                 "source": source.strip(),
                 "as_of": as_of.isoformat(),
-                "url": _text("a flag's url", item.get("url")),
+                "url": url,
             }
         )
     return flags
@@ -501,23 +516,6 @@ class _Counting(io.RawIOBase):
         return n or 0
 
 
-def format_of(path: Path, format_name: str | None) -> str:
-    """The format to read or write a file in: named, or told by the file's ending."""
-    from .exports import EXTENSIONS
-
-    if format_name is not None:
-        if format_name not in READERS:
-            raise ImportFailure(f"unknown format {format_name!r}: use {', '.join(READERS)}.")
-        return format_name
-    found = EXTENSIONS.get(path.suffix.lower())
-    if found is None:
-        raise ImportFailure(
-            f"cannot tell the format from {path.name!r}: name it .csv, .jsonl or .geojson, "
-            f"or give --format ({', '.join(READERS)})."
-        )
-    return found
-
-
 def run(
     path: Path,
     *,
@@ -532,7 +530,10 @@ def run(
     """Import the file as `actor`; with `dry_run`, every check runs and nothing is kept.
     `progress` is told the bytes read so far after each row. Raises ImportFailure (nothing
     written) when the file cannot be read as its format."""
-    reader = READERS[format_of(path, format_name)]
+    try:
+        reader = READERS[format_of(path, format_name, READERS)]
+    except UnknownFormat as exc:
+        raise ImportFailure(str(exc)) from None
     try:
         raw = path.open("rb")
     except OSError as exc:

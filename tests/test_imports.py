@@ -265,6 +265,7 @@ def test_a_prescriber_is_found_by_npi_and_its_kind_is_kept(
         ("list.jsonl", '{"kind": "pharmacy"}\n{"kind": \n', [], "line 2: not valid JSON"),
         ("list.geojson", '{"type": "FeatureCollection",\n "features": [}', [], "line 2: not valid"),
         ("list.geojson", '{"type": "Feature"}', [], "not a GeoJSON FeatureCollection"),
+        ("list.geojson", "[1, 2]", [], "not a GeoJSON FeatureCollection"),
         ("list.csv", b"kind,name\npharmacy,Caf\xe9\n", [], "is not UTF-8 text"),
         ("missing.csv", None, [], "cannot read"),
         ("list.csv", "kind,name\n", ["--as", "nobody"], "no active moderator account 'nobody'"),
