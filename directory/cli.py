@@ -205,9 +205,7 @@ def init_app(app: Flask) -> None:
 
     @app.cli.command("import")
     @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-    @click.option(
-        "--as", "operator", required=True, help="The moderator account the changes are made as."
-    )
+    @click.option("--as", "operator", help="The moderator account the changes are made as.")
     @click.option("--format", "format_name", help=f"One of {', '.join(imports.READERS)}.")
     @click.option("--source", help="The source of rows that give only a source_id.")
     @click.option(
@@ -224,7 +222,7 @@ def init_app(app: Flask) -> None:
     @click.option("--dry-run", is_flag=True, help="Check every row and report; write nothing.")
     def import_command(
         path: Path,
-        operator: str,
+        operator: str | None,
         format_name: str | None,
         source: str | None,
         list_date: str | None,
@@ -238,6 +236,8 @@ def init_app(app: Flask) -> None:
         problem = _database_problem()
         if problem:
             _fail(problem)
+        if not operator:
+            _fail("Give --as NAME: the moderator account the import is made as.")
         try:
             actor = bulk.operator(operator)
         except ModerationError as exc:

@@ -269,6 +269,7 @@ def test_a_prescriber_is_found_by_npi_and_its_kind_is_kept(
         ("list.csv", b"kind,name\npharmacy,Caf\xe9\n", [], "is not UTF-8 text"),
         ("missing.csv", None, [], "cannot read"),
         ("list.csv", "kind,name\n", ["--as", "nobody"], "no active moderator account 'nobody'"),
+        ("list.csv", "kind,name\n", ["--as", ""], "Give --as NAME"),
         ("list.csv", "kind,name\n", ["--list-date", "May"], "--list-date needs a date"),
     ],
 )
