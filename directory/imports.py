@@ -74,6 +74,8 @@ class Report:
     updated: int = 0
     unchanged: int = 0
     flagged: int = 0
+    unflagged: int = 0  # curated-list flags taken off: not on the list's newer edition
+    kept_off_list: bool = False  # rows were refused, so no flags were taken off
     refused: list[tuple[str, str]] = field(default_factory=list)  # (where, reason)
 
     @property
@@ -83,7 +85,15 @@ class Report:
     def summary(self) -> str:
         return (
             f"{self.rows} rows: {self.new} new, {self.updated} updated, "
-            f"{self.unchanged} unchanged, {self.flagged} flags added, {len(self.refused)} refused."
+            f"{self.unchanged} unchanged, {self.flagged} flags added, "
+            + (f"{self.unflagged} flags removed, " if self.unflagged else "")
+            + f"{len(self.refused)} refused."
+            + (
+                " Flags of listings missing from the list were kept: fix the refused rows and"
+                " import it again to take them off."
+                if self.kept_off_list
+                else ""
+            )
         )
 
 
@@ -431,12 +441,15 @@ class _Importer:
         self.default_source = default_source
         self.curated = curated
         self.report = Report()
+        self.on_list: set[int] = set()  # listings the file names, refused rows included
 
     def row(self, record: Any) -> None:
         parsed = parse(record, self.default_source)
         if self.curated and not parsed.keys:
             raise Refused("a curated list's row needs a source_id (its key on the list)")
         listing = _match(parsed, self.by_id)
+        if listing is not None:
+            self.on_list.add(listing.id)
         if listing is not None and listing.kind != parsed.kind:
             raise Refused(f"its key names listing {listing.id}, a {listing.kind.value}")
         current = to_data(listing) if listing else _defaults(parsed.kind)
@@ -461,6 +474,7 @@ class _Importer:
             listing = bulk.create_listing(
                 parsed.kind, merged, is_sample=parsed.is_sample, actor=self.actor, file=self.file
             )
+            self.on_list.add(listing.id)
             self.report.new += 1
         else:
             changes = {k: v for k, v in merged.items() if v != current[k]}
@@ -497,6 +511,18 @@ class _Importer:
                 db.session.expunge_all()
                 db.session.add(self.actor)
             progress()
+        # Only a list read whole says who is off it: a refused row (a typo in its kind, say)
+        # might be a listing still on the list, which must not lose its flag.
+        self.report.kept_off_list = bool(self.curated and self.report.refused)
+        if self.curated and not self.report.refused:
+            self.report.unflagged = bulk.drop_off_list(
+                FlagType.CURATED_LIST,
+                self.curated.source,
+                self.curated.as_of,
+                self.on_list,
+                actor=self.actor,
+                file=self.file,
+            )
         return self.report
 
 

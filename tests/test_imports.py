@@ -183,6 +183,32 @@ def test_a_curated_list_becomes_audited_flags(
     assert [f.as_of.isoformat() for f in listing.flags] == ["2027-05-01"]
 
 
+def test_a_newer_edition_of_a_list_takes_the_flag_off_listings_no_longer_on_it(
+    app: Flask, runner, moderator: str, tmp_path: Path
+) -> None:
+    header, first = CURATED.splitlines()[:2]
+    second = "21,pharmacy,Second Pharmacy,5 Main St,Portland,US-OR,97201,(503) 555-0101,"
+    args = ["--as", moderator, "--source", "LDN Trust", "--list-date"]
+    path = _curated(tmp_path, "\n".join([header, first, second]) + "\n")
+    assert "2 new" in _import(runner, path, *args, "2026-05").output
+    typo = _curated(tmp_path, "\n".join([header, first, "22,pharmacist,Typo"]) + "\n")
+    kept = _import(runner, typo, *args, "2027-05")
+    assert "1 refused" in kept.output and "were kept" in kept.output
+    assert db.session.scalar(select(func.count()).select_from(ReliabilityFlag)) == 2
+
+    newer = _curated(tmp_path, "\n".join([header, first]) + "\n")
+    result = _import(runner, newer, *args, "2027-05")
+    assert "0 flags added, 1 flags removed, 0 refused" in result.output, result.output
+    db.session.expire_all()
+    flags = {
+        f.listing.name: f.as_of.isoformat() for f in db.session.scalars(select(ReliabilityFlag))
+    }
+    assert flags == {"Reliable Compounding": "2027-05-01"}
+    entry = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+    assert entry is not None and entry.action == "flag_remove"
+    assert entry.reason == f"Not on LDN Trust's list of 2027-05-01: {newer.name}"
+
+
 def test_dry_run_names_every_refused_row_and_writes_nothing(
     app: Flask, runner, moderator: str, tmp_path: Path
 ) -> None:

@@ -98,15 +98,7 @@ def add_flags(
                 for f in listing.flags
                 if f.type == flag_type and f.source == data["source"] and f.as_of < as_of
             ]:
-                before = flag_data(old)
-                listing.flags.remove(old)
-                record(
-                    "flag_remove",
-                    actor=actor,
-                    listing=listing,
-                    before=before,
-                    reason=f"Superseded by {file}",
-                )
+                remove_flag(old, actor=actor, reason=f"Superseded by {file}")
         flag = ReliabilityFlag(
             type=flag_type,
             label=data["label"],
@@ -122,6 +114,34 @@ def add_flags(
         )
         added += 1
     return added
+
+
+def remove_flag(flag: ReliabilityFlag, *, actor: User, reason: str) -> None:
+    listing = flag.listing
+    before = flag_data(flag)
+    listing.flags.remove(flag)
+    record("flag_remove", actor=actor, listing=listing, before=before, reason=reason)
+
+
+def drop_off_list(
+    flag_type: FlagType, source: str, as_of: date, on_list: set[int], *, actor: User, file: str
+) -> int:
+    """A list's newer edition without a listing: its flags from the older editions go (the
+    list no longer vouches for it). Returns how many flags were taken off."""
+    stale = [
+        flag
+        for flag in db.session.scalars(
+            select(ReliabilityFlag).where(
+                ReliabilityFlag.type == flag_type,
+                ReliabilityFlag.source == source,
+                ReliabilityFlag.as_of < as_of,
+            )
+        )
+        if flag.listing_id not in on_list
+    ]
+    for flag in stale:
+        remove_flag(flag, actor=actor, reason=f"Not on {source}'s list of {as_of}: {file}")
+    return len(stale)
 
 
 def note_sources(
