@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from flask import Flask, current_app
 from flask_migrate import upgrade
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from . import derived, nppes, regions, search, seeding
+from . import derived, exports, imports, nppes, regions, search, seeding
 from .extensions import db
 from .forms import SearchForm
 from .geocoding import ensure_built
 from .geocoding.app import geocoder
-from .listings import public_dict
-from .models import Listing, Role
-from .moderation import imports
+from .listings import parse_date
+from .models import Role
+from .moderation import imports as registry_import
 
 
 def _database_problem() -> str | None:
@@ -52,7 +53,29 @@ def _database_problem() -> str | None:
     return None
 
 
-def _fail(message: str) -> None:
+def _first_line(exc: SQLAlchemyError) -> str:
+    return str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar over `total` bytes on a terminal; elsewhere nothing (the caller prints
+    a summary line)."""
+    if not sys.stderr.isatty() or total == 0:
+        yield lambda _done: None
+        return
+    with click.progressbar(length=total, label="Reading", file=sys.stderr) as bar:
+        last = 0
+
+        def update(done: int) -> None:
+            nonlocal last
+            bar.update(done - last)
+            last = done
+
+        yield update
+
+
+def _fail(message: str) -> NoReturn:
     click.echo(f"Error: {message}", err=True)
     sys.exit(1)
 
@@ -91,7 +114,7 @@ class ProgressLine:
         return time.monotonic() - self.started
 
 
-def _print_import_report(report: imports.Report, seconds: float) -> None:
+def _print_import_report(report: registry_import.Report, seconds: float) -> None:
     rate = report.rows / seconds if seconds else 0.0
     click.echo(f"{report.summary()} ({seconds:.1f} s, {rate:,.0f} rows/s)")
     for reason, skipped in sorted(report.skipped.items()):
@@ -214,18 +237,103 @@ def init_app(app: Flask) -> None:
         click.echo("Every stored copy agrees with its source.")
 
     @app.cli.command("export")
+    @click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+    @click.option("--format", "format_name", help=f"One of {', '.join(exports.WRITERS)}.")
+    def export(path: Path, format_name: str | None) -> None:
+        """Write every published listing's public fields (no submitter data), streamed.
+
+        The format is --format, or told by PATH's ending (.jsonl, .csv, .geojson); PATH "-"
+        is standard output (JSON lines unless --format says otherwise)."""
+        to_stdout = str(path) == "-"
+        if format_name is None and to_stdout:
+            format_name = "jsonl"
+        try:
+            chosen = exports.format_of(path, format_name, exports.WRITERS)
+        except exports.UnknownFormat as exc:
+            _fail(str(exc))
+        try:
+            # A request context only so each listing's (relative) page address can be built.
+            with current_app.test_request_context():
+                if to_stdout:
+                    count = exports.export(db.session(), chosen, sys.stdout)
+                else:
+                    with path.open("w", encoding="utf-8", newline="") as fh:
+                        count = exports.export(db.session(), chosen, fh)
+        except OSError as exc:
+            _fail(f"Cannot write {path}: {exc.strerror or exc}.")
+        except SQLAlchemyError as exc:
+            _fail(f"Reading the listings failed: {_first_line(exc)}")
+        click.echo(f"Wrote {count} listings to {path} ({chosen}).", err=to_stdout)
+
+    @app.cli.command("import")
     @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-    def export(path: Path) -> None:
-        """Write every published listing's public fields as JSON lines (no submitter data)."""
-        count = 0
-        # A request context only so url_for can build each listing's (relative) page address.
-        with current_app.test_request_context(), path.open("w", encoding="utf-8") as fh:
-            for listing in db.session.scalars(select(Listing).order_by(Listing.id)):
-                fh.write(
-                    json.dumps(public_dict(listing), sort_keys=True, ensure_ascii=False) + "\n"
+    @click.option("--as", "operator", help="The moderator account the changes are made as.")
+    @click.option("--format", "format_name", help=f"One of {', '.join(imports.READERS)}.")
+    @click.option("--source", help="The source of rows that give only a source_id.")
+    @click.option(
+        "--list-date",
+        help="The file is a curated list of this date (YYYY-MM or YYYY-MM-DD), named by "
+        "--source: every listing on it gets a curated-list flag.",
+    )
+    @click.option("--list-url", help="Where the curated list is published (on its flags).")
+    @click.option(
+        "--by-id",
+        is_flag=True,
+        help="The file is this directory's own export, edited: each row updates its id's listing.",
+    )
+    @click.option("--dry-run", is_flag=True, help="Check every row and report; write nothing.")
+    def import_command(
+        path: Path,
+        operator: str | None,
+        format_name: str | None,
+        source: str | None,
+        list_date: str | None,
+        list_url: str | None,
+        by_id: bool,
+        dry_run: bool,
+    ) -> None:
+        """Add or update listings from a CSV, JSON lines or GeoJSON file (the exports' fields)."""
+        from .moderation import ModerationError, bulk
+
+        problem = _database_problem()
+        if problem:
+            _fail(problem)
+        if not operator:
+            _fail("Give --as NAME: the moderator account the import is made as.")
+        try:
+            actor = bulk.operator(operator)
+        except ModerationError as exc:
+            _fail(str(exc))
+        curated = None
+        if list_date is not None:
+            try:
+                as_of = parse_date(list_date)
+            except ValueError:
+                as_of = None
+            if as_of is None or not source:
+                _fail("--list-date needs a date (YYYY-MM or YYYY-MM-DD) and --source NAME.")
+            curated = imports.CuratedList(source, as_of, list_url)
+        size = path.stat().st_size if path.is_file() else 0
+        try:
+            with _progress(size) as progress:
+                report = imports.run(
+                    path,
+                    actor=actor,
+                    format_name=format_name,
+                    default_source=source,
+                    curated=curated,
+                    by_id=by_id,
+                    dry_run=dry_run,
+                    progress=progress,
                 )
-                count += 1
-        click.echo(f"Wrote {count} listings to {path}.")
+        except imports.ImportFailure as exc:
+            _fail(f"{path.name}: {exc} Nothing was imported.")
+        except SQLAlchemyError as exc:
+            _fail(f"Importing failed, nothing was imported: {_first_line(exc)}")
+        for where, reason in report.refused:
+            click.echo(f"{path.name}, {where}: refused: {reason}.", err=True)
+        done = "Checked (dry run, nothing written)" if dry_run else "Imported"
+        click.echo(f"{done} {path.name}: {report.summary()}")
 
     @app.cli.command("import-nppes")
     @click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
@@ -236,7 +344,7 @@ def init_app(app: Flask) -> None:
     @click.option(
         "--as",
         "operator",
-        default=imports.OPERATOR,
+        default=registry_import.OPERATOR,
         show_default=True,
         help="The operator named in the audit trail.",
     )
@@ -253,7 +361,7 @@ def init_app(app: Flask) -> None:
         progress = ProgressLine(sys.stderr.isatty())
         try:
             with nppes.open_registry(path) as registry:
-                run = imports.RegistryImport(
+                run = registry_import.RegistryImport(
                     registry.name,
                     registry.file_date,
                     operator=operator.strip(),

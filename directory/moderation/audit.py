@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
+from ..csvcells import csv_safe
 from ..extensions import db
 from ..models import AuditEntry, Listing, User
 
@@ -27,8 +28,6 @@ CSV_COLUMNS = (
     "before",
     "after",
 )
-# A cell starting with one of these is run as a formula by spreadsheet programs.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def record(
@@ -100,10 +99,6 @@ def audit_log(filters: AuditFilters, limit: int = 100) -> AuditLog:
     entries = list(db.session.scalars(_query(filters).limit(limit)))
     actions = db.session.scalars(select(AuditEntry.action).distinct().order_by(AuditEntry.action))
     return AuditLog(entries, list(actions))
-
-
-def csv_safe(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
 def _json_cell(value: dict[str, Any] | None) -> str:
