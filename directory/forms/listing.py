@@ -157,6 +157,15 @@ def _from_tri(value: bool | None) -> str:
     return "unknown" if value is None else ("yes" if value else "no")
 
 
+def _country_codes_field(label: str) -> StringField:
+    return StringField(
+        label,
+        validators=[Optional(), Length(max=200)],
+        filters=STRIP,
+        description="Two-letter codes separated by commas, e.g. GB, IE.",
+    )
+
+
 def _country_codes(text: str | None) -> list[str]:
     return [c.strip().upper() for c in (text or "").replace(";", ",").split(",") if c.strip()]
 
@@ -204,12 +213,7 @@ class PharmacyForm(ListingForm):
         validators=[InputRequired()],
     )
     ships_to = MultiCheckboxField("US states it ships to")
-    ships_to_countries = StringField(
-        "Countries it ships to (outside the US)",
-        validators=[Optional(), Length(max=200)],
-        filters=STRIP,
-        description="Two-letter codes separated by commas, e.g. GB, IE.",
-    )
+    ships_to_countries = _country_codes_field("Countries it ships to (outside the US)")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -297,11 +301,8 @@ class PrescriberForm(ListingForm):
         validators=[InputRequired()],
     )
     licensed_in = MultiCheckboxField("US states where they are licensed")
-    licensed_in_countries = StringField(
-        "Countries where they are licensed (outside the US)",
-        validators=[Optional(), Length(max=200)],
-        filters=STRIP,
-        description="Two-letter codes separated by commas, e.g. GB, IE.",
+    licensed_in_countries = _country_codes_field(
+        "Countries where they are licensed (outside the US)"
     )
     npi = StringField(
         "NPI number",
