@@ -211,8 +211,9 @@ def summary(card: Card, distance: float | None = None) -> dict[str, Any]:
         "region": card.region,
         "postal_code": card.postal_code,
         "country": card.country,
-        "lat": card.lat,
-        "lon": card.lon,
+        # Where a telehealth-only prescriber is based stays private, as on the pages.
+        "lat": card.lat if card.has_public_pin else None,
+        "lon": card.lon if card.has_public_pin else None,
         "geo_precision": card.geo_precision.value if card.geo_precision else None,
         "phone": card.phone,
         "website": card.website,

@@ -218,6 +218,8 @@ def public_dict(listing: Listing, *, external: bool = False) -> dict[str, Any]:
         is_sample=listing.is_sample,
         flags=[flag_data(f) for f in listing.flags],
     )
+    if not listing.has_public_pin:  # where a telehealth-only prescriber is based stays private
+        data["lat"] = data["lon"] = None
     return data
 
 

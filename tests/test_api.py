@@ -309,6 +309,26 @@ def test_a_prescriber_has_every_public_field(spec, client) -> None:
     assert body["needs_reconfirming"] is True and body["verified_on"] is None
 
 
+def test_where_a_telehealth_only_prescriber_is_based_stays_private(spec, client) -> None:
+    """The pages show no pin for them (ListingFacts.has_public_pin); nor may the API."""
+    d = builders.prescriber(
+        name="Dr. Home Office",
+        telehealth=True,
+        telehealth_only=True,
+        licensed_in=["US-AL"],
+        lat=33.5,
+        lon=-86.8,
+    )
+    body = check(spec, client.get(f"/api/v1/listings/{d.id}"), "/api/v1/listings/{id}")
+    assert (body["lat"], body["lon"]) == (None, None)
+    search = check(spec, client.get("/api/v1/search?near=35233"), "/api/v1/search")
+    (found,) = [r for r in search["also_available"] if r["name"] == "Dr. Home Office"]
+    assert (found["lat"], found["lon"]) == (None, None)
+    office = builders.prescriber(name="Dr. Office", lat=33.51, lon=-86.81)
+    body = check(spec, client.get(f"/api/v1/listings/{office.id}"), "/api/v1/listings/{id}")
+    assert (body["lat"], body["lon"]) == (33.51, -86.81)
+
+
 def test_missing_listing_is_404_json(spec, client) -> None:
     for listing_id in ("999999", "0"):
         response = client.get(f"/api/v1/listings/{listing_id}")
