@@ -39,6 +39,18 @@ from ..vocabulary import Problem, Relation
 from .fields import COUNTRY_HINT, STRIP, TRI_STATE, MultiCheckboxField
 
 
+def _email_field(label: str) -> EmailField:
+    return EmailField(
+        label,
+        validators=[
+            Optional(),
+            Length(max=200),
+            Email("Enter an email address like name@example.org."),
+        ],
+        filters=STRIP,
+    )
+
+
 class Honeypot(StringField):
     """Hidden from people by CSS and from screen readers; bots fill every field they see."""
 
@@ -74,15 +86,7 @@ class ListingForm(FlaskForm):
     country = SelectField("Country", default="US", validators=[DataRequired()])
     phone = StringField("Phone", validators=[Optional(), Length(max=40)], filters=STRIP)
     website = URLField("Website", validators=[Optional(), Length(max=300)], filters=STRIP)
-    email = EmailField(
-        "Email",
-        validators=[
-            Optional(),
-            Length(max=200),
-            Email("Enter an email address like name@example.org."),
-        ],
-        filters=STRIP,
-    )
+    email = _email_field("Email")
     # The honeypot: a plausible name so that form-filling bots take the bait.
     company_fax = Honeypot("Leave this empty", validators=[Optional()])
 
@@ -397,14 +401,8 @@ class SubmitterMixin:
         choices=Relation.choices(),
         validators=[Optional()],
     )
-    submitter_email = EmailField(
-        "Your email, if a moderator may ask you a question (optional, never shown)",
-        validators=[
-            Optional(),
-            Length(max=200),
-            Email("Enter an email address like name@example.org."),
-        ],
-        filters=STRIP,
+    submitter_email = _email_field(
+        "Your email, if a moderator may ask you a question (optional, never shown)"
     )
     note = TextAreaField(
         "Anything else a moderator should know? (optional)",
