@@ -480,7 +480,9 @@ class _Importer:
         else:
             changes = {k: v for k, v in merged.items() if v != current[k]}
             if changes:
-                bulk.update_listing(listing, changes, actor=self.actor, file=self.file)
+                bulk.update_listing(
+                    listing, changes, actor=self.actor, reason=bulk.import_reason(self.file)
+                )
                 self.report.updated += 1
             else:
                 self.report.unchanged += 1

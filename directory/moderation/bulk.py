@@ -35,7 +35,7 @@ def operator(username: str) -> User:
     return user
 
 
-def _reason(file: str) -> str:
+def import_reason(file: str) -> str:
     return f"Imported from {file}"
 
 
@@ -51,24 +51,27 @@ def create_listing(
     apply_data(listing, data)
     db.session.add(listing)
     db.session.flush()
-    record("import_new", actor=actor, listing=listing, after=to_data(listing), reason=_reason(file))
+    record(
+        "import_new",
+        actor=actor,
+        listing=listing,
+        after=to_data(listing),
+        reason=import_reason(file),
+    )
     return listing
 
 
-def update_listing(listing: Listing, changes: dict[str, Any], *, actor: User, file: str) -> None:
-    """Set the changed fields (only those) and record what they were."""
+def update_listing(
+    listing: Listing, changes: dict[str, Any], *, actor: User | str, reason: str
+) -> None:
+    """Set the changed fields (only those) and record what they were. `actor` is a moderator,
+    or the label of an unattended import (the NPI registry's)."""
     current = to_data(listing)
     before = {k: current[k] for k in changes}
     apply_data(listing, changes)
     after = {k: v for k, v in to_data(listing).items() if k in changes}
-    record(
-        "import_update",
-        actor=actor,
-        listing=listing,
-        before=before,
-        after=after,
-        reason=_reason(file),
-    )
+    who: dict[str, Any] = {"actor": actor} if isinstance(actor, User) else {"actor_label": actor}
+    record("import_update", **who, listing=listing, before=before, after=after, reason=reason)
 
 
 def _same(flag: ReliabilityFlag, data: dict[str, Any]) -> bool:
@@ -110,7 +113,11 @@ def add_flags(
         listing.flags.append(flag)
         db.session.flush()
         record(
-            "flag_add", actor=actor, listing=listing, after=flag_data(flag), reason=_reason(file)
+            "flag_add",
+            actor=actor,
+            listing=listing,
+            after=flag_data(flag),
+            reason=import_reason(file),
         )
         added += 1
     return added
@@ -176,5 +183,5 @@ def note_sources(
             actor=actor,
             listing=listing,
             after={"sources": added},
-            reason=_reason(file),
+            reason=import_reason(file),
         )

@@ -39,6 +39,7 @@ from ..models import (
 )
 from ..vocabulary import Precision, Problem, SRPolicy
 from .audit import record
+from .bulk import update_listing
 from .submissions import _reference, content_hash
 
 OPERATOR = "nppes-import"
@@ -461,15 +462,7 @@ class RegistryImport:
         self.report.change(f"update NPI {step.row.npi}: {', '.join(sorted(changed))}")
         if self.dry_run:
             return
-        apply_data(listing, changed)
-        record(
-            "import_update",
-            actor_label=self.operator,
-            listing=listing,
-            before={f: current[f] for f in changed},
-            after=changed,
-            reason=self.reason,
-        )
+        update_listing(listing, changed, actor=self.operator, reason=self.reason)
         self._remember(source, step.values)
 
     def _remember(self, source: ListingSource, values: dict[str, Any]) -> None:
