@@ -50,6 +50,11 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
         "Where rate-limit counters live. Use redis://host:6379 when running several workers or "
         "servers: an in-memory limit is per process.",
     ),
+    "RATELIMIT_ENABLED": (
+        "true",
+        "`false` switches every rate limit off (Flask-Limiter's own setting). For load tests "
+        "only: never on a public server.",
+    ),
     "SUBMISSION_RATE_LIMIT": ("10 per hour", "Public submissions allowed per client address."),
     "LOGIN_RATE_LIMIT": (
         "10 per 15 minutes",
@@ -95,6 +100,15 @@ def _float(name: str) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}.") from None
 
 
+def _bool(name: str) -> bool:
+    raw = (_env(name) or "").strip().lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}.")
+
+
 def _secret_key(instance_path: Path, allow_generated: bool) -> str:
     key = _env("SECRET_KEY")
     if key:
@@ -137,6 +151,7 @@ def from_environment(instance_path: Path, *, testing: bool = False) -> dict[str,
         "GEOCODER_DOMAIN": _env("GEOCODER_DOMAIN"),
         "GEOCODER_TIMEOUT": _float("GEOCODER_TIMEOUT"),
         "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI"),
+        "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED"),
         "SUBMISSION_RATE_LIMIT": _env("SUBMISSION_RATE_LIMIT"),
         "LOGIN_RATE_LIMIT": _env("LOGIN_RATE_LIMIT"),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH"),

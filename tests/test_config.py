@@ -57,6 +57,22 @@ def test_bad_number_setting_is_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_bad_switch_setting_is_one_clear_line(tmp_path: Path) -> None:
+    result = _start({"SECRET_KEY": "x" * 40, "RATELIMIT_ENABLED": "perhaps"}, tmp_path)
+    assert result.returncode != 0
+    assert "RATELIMIT_ENABLED must be true or false" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_ratelimit_enabled_false_switches_limits_off(monkeypatch, tmp_path: Path) -> None:
+    from directory.config import from_environment
+
+    monkeypatch.setenv("SECRET_KEY", "x" * 40)
+    assert from_environment(tmp_path)["RATELIMIT_ENABLED"] is True
+    monkeypatch.setenv("RATELIMIT_ENABLED", "false")
+    assert from_environment(tmp_path)["RATELIMIT_ENABLED"] is False
+
+
 def test_cookies_are_secure_outside_development(app) -> None:
     from directory.config import from_environment
 
