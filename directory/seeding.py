@@ -38,8 +38,9 @@ from .models import (
     Status,
     VerifyMethod,
 )
+from .resources import folder
 
-SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+SEEDS = folder("seeds")
 
 VOCABULARIES: list[tuple[str, type, tuple[str, ...]]] = [
     ("fillers.csv", Filler, ("code", "name", "guidance", "why")),

