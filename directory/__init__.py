@@ -14,8 +14,7 @@ from werkzeug.routing import IntegerConverter, Map
 
 from .config import ConfigError, from_environment
 from .json_provider import OrjsonProvider
-
-ROOT = Path(__file__).resolve().parent.parent
+from .resources import folder, instance_path
 
 
 class BoundedInt(IntegerConverter):
@@ -27,9 +26,9 @@ class BoundedInt(IntegerConverter):
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(
         __name__,
-        instance_path=str(ROOT / "instance"),
+        instance_path=str(instance_path()),
         instance_relative_config=True,
-        template_folder=str(ROOT / "templates"),
+        template_folder=str(folder("templates")),
     )
     app.json = OrjsonProvider(app)
     try:
@@ -42,9 +41,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
 
-    from . import cli, db, errors, security, templating
+    from . import cli, db, errors, requestlog, security, templating
     from .extensions import csrf, limiter, login_manager, migrate
     from .extensions import db as sqla
+    from .geocoding import gazetteer_path, set_data_dir
 
     try:
         sqla.init_app(app)
@@ -55,13 +55,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         ) from None
     with app.app_context():
         db.configure_engine(sqla.engine)
-    migrate.init_app(app, sqla, directory=str(ROOT / "migrations"), render_as_batch=True)
+    # The gazetteer file lives in this app's instance folder (a process-wide setting).
+    if gazetteer_path().parent != Path(app.instance_path):
+        set_data_dir(app.instance_path)
+    migrate.init_app(app, sqla, directory=str(folder("migrations")), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
     security.init_app(app)
     templating.init_app(app)
     errors.init_app(app)
+    requestlog.init_app(app)
     cli.init_app(app)
 
     from .views import api, auth, hsds, moderation, public, submit
@@ -73,5 +77,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
 
     if not app.debug and not app.testing:
-        logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+        logging.basicConfig(stream=sys.stderr, level=app.config["LOG_LEVEL"])
     return app

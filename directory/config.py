@@ -69,6 +69,19 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
         "© OpenStreetMap contributors",
         "Attribution shown on the map for the tile server.",
     ),
+    "INSTANCE_PATH": (
+        None,
+        "Folder for what the app writes beside its data: the generated secret key, the offline "
+        "gazetteer file and the default SQLite database. Default: instance/ in a checkout, "
+        "<virtualenv>/var/directory-instance when installed; set it so the code can be "
+        "read-only.",
+    ),
+    "LOG_LEVEL": (
+        "INFO",
+        "Level of the log on standard error (DEBUG, INFO, WARNING, ERROR). At INFO each request "
+        "is one JSON line: request id, method, path, status, milliseconds; no query, form or "
+        "full client address.",
+    ),
     "TRUST_PROXY_HOPS": (
         "0",
         "How many reverse proxies sit in front of the app (so the client address used for rate "
@@ -107,6 +120,13 @@ def _bool(name: str) -> bool:
     if raw in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{name} must be true or false, got {raw!r}.")
+
+
+def _log_level() -> str:
+    level = (_env("LOG_LEVEL") or "INFO").strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}.")
+    return level
 
 
 def _secret_key(instance_path: Path, allow_generated: bool) -> str:
@@ -158,6 +178,7 @@ def from_environment(instance_path: Path, *, testing: bool = False) -> dict[str,
         "MAP_TILE_URL": _env("MAP_TILE_URL") or "",
         "MAP_TILE_ATTRIBUTION": _env("MAP_TILE_ATTRIBUTION") or "",
         "TRUST_PROXY_HOPS": _int("TRUST_PROXY_HOPS"),
+        "LOG_LEVEL": _log_level(),
         # Cookies: HttpOnly and SameSite always; Secure whenever we are not on a developer's laptop.
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, Response, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
@@ -19,7 +21,15 @@ MESSAGES = {
     413: "That was more than we can accept in one go.",
     429: "Too many requests from your connection. Please wait a little and try again.",
     500: "Something went wrong on our side. It has been logged; please try again later.",
+    503: "The directory is busy or its database is out of reach for a moment. Nothing was "
+    "saved; please try again in a minute.",
 }
+
+# Seconds a client is told to wait after a 503: a locked SQLite file frees within seconds,
+# and a restarting PostgreSQL within a minute or so.
+RETRY_AFTER_SECONDS = 30
+# Never written back into a page: what a moderator typed as a password, and the old token.
+_NOT_RESENT = ("csrf_token", "password")
 
 
 def wants_json() -> bool:
@@ -40,7 +50,54 @@ def _render(status: int, message: str | None = None) -> ResponseReturnValue:
     return render_template(template, status=status, message=text), status
 
 
+def _typed_fields() -> list[tuple[str, str]]:
+    """What a failed POST carried, to put back into a form on the 503 page."""
+    if request.method != "POST":
+        return []
+    return [
+        (name, value)
+        for name, value in request.form.items(multi=True)
+        if not any(word in name for word in _NOT_RESENT)
+    ]
+
+
+def _unavailable() -> ResponseReturnValue:
+    """503 with Retry-After. After a POST the page holds what was typed, and a button to send
+    it again (with a fresh CSRF token), so a database hiccup never silently loses it."""
+    if wants_json():
+        response: Response = jsonify(error={"code": "unavailable", "message": MESSAGES[503]})
+    else:
+        try:
+            page = render_template("errors/503.html", message=MESSAGES[503], fields=_typed_fields())
+        except Exception:  # the layout itself needed the database (a moderator's session)
+            log.warning("503 page rendered without the layout", exc_info=True)
+            page = (
+                "<!doctype html><title>Please try again in a minute</title>"
+                f"<h1>Please try again in a minute</h1><p>{MESSAGES[503]}</p>"
+                "<p>Go back: what you typed should still be in the form.</p>"
+            )
+        response = Response(page, mimetype="text/html")
+    response.status_code = 503
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def init_app(app: Flask) -> None:
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(PoolTimeout)
+    def _database_unavailable(exc: Exception) -> ResponseReturnValue:
+        # Locked past the busy timeout, the server down, the pool exhausted: the request did
+        # not happen, and trying again later will work. Whatever was half done is rolled back.
+        from .extensions import db
+
+        try:
+            db.session.rollback()
+        except Exception:
+            log.debug("rollback after a database failure failed too", exc_info=True)
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+        log.error("database unavailable on %s %s: %s", request.method, request.path, reason)
+        return _unavailable()
+
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> ResponseReturnValue:
         return _render(

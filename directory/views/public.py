@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
 
+from .. import health
 from .. import search as search_service
-from ..extensions import db
 from ..forms import SearchForm
 from ..geocoding.app import geocoder
 from ..listings import detail_url, json_ld
@@ -75,6 +74,12 @@ def search() -> ResponseReturnValue:
 
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
-    """For load balancers: the app answers and can reach its database."""
-    db.session.execute(select(1))
+    """Liveness: the process answers. Touches nothing else, so a database outage never gets
+    healthy workers restarted; /readyz is the check that looks further."""
     return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    ready, checks = health.readiness()
+    return jsonify(status="ready" if ready else "not ready", checks=checks), (200 if ready else 503)
