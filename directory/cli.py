@@ -17,7 +17,7 @@ from flask_migrate import upgrade
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from . import derived, exports, imports, nppes, regions, search, seeding
+from . import backup, derived, exports, imports, nppes, regions, search, seeding
 from .extensions import db
 from .forms import SearchForm
 from .geocoding import ensure_built
@@ -173,6 +173,39 @@ def init_app(app: Flask) -> None:
                 f"Sample listings added: {report.listings_added}; "
                 f"already present: {report.listings_skipped}."
             )
+
+    @app.cli.command("backup")
+    @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--force", is_flag=True, help="Replace PATH if it exists.")
+    def backup_command(path: Path, force: bool) -> None:
+        """Copy the SQLite database to PATH while the site runs (consistent; checked)."""
+        try:
+            source = backup.sqlite_file(current_app.config["SQLALCHEMY_DATABASE_URI"])
+            done = backup.backup(source, path, overwrite=force)
+        except backup.BackupError as exc:
+            _fail(str(exc))
+        click.echo(
+            f"Backed up {source} to {done.path}: {done.bytes / 1e6:,.1f} MB in "
+            f"{done.seconds:.1f} s; integrity check ok."
+        )
+
+    @app.cli.command("restore")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--yes", is_flag=True, help="Replace the existing database (saved first).")
+    def restore_command(path: Path, yes: bool) -> None:
+        """Put a backup made by `backup` back as the SQLite database."""
+        try:
+            target = backup.sqlite_file(current_app.config["SQLALCHEMY_DATABASE_URI"])
+            db.engine.dispose()  # this process's own connections: none held across it
+            done = backup.restore(path, target, replace=yes)
+        except backup.BackupError as exc:
+            _fail(str(exc))
+        if done.safety_copy:
+            click.echo(f"The database it replaced is saved as {done.safety_copy}.")
+        click.echo(
+            f"Restored {path} to {target} in {done.seconds:.1f} s; integrity check ok. "
+            "Next: flask init-db (if the backup is older than this code), then flask check."
+        )
 
     @app.cli.command("search")
     @click.argument("near")
