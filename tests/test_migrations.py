@@ -1,6 +1,7 @@
 """Migrations build the schema from empty and match the models."""
 
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -197,3 +198,68 @@ def test_a_batch_rebuild_of_listings_keeps_every_trigger(fresh) -> None:
         if sqlite:
             assert conn.execute(text("SELECT min_lat FROM listing_rtree")).scalar() == 33.5
     downgrade(revision="base")
+
+
+def _snapshot() -> dict[str, list[dict[str, object]]]:
+    """Every row of every table (but alembic's own and SQLite's R*Tree shadows), ordered."""
+    from sqlalchemy import MetaData, select
+
+    metadata = MetaData()
+    metadata.reflect(db.engine)
+    rows: dict[str, list[dict[str, object]]] = {}
+    with db.engine.connect() as conn:
+        for name, table in sorted(metadata.tables.items()):
+            if name == "alembic_version" or name.startswith("listing_rtree"):
+                continue
+            order = list(table.primary_key.columns) or list(table.columns)
+            rows[name] = [dict(r._mapping) for r in conn.execute(select(table).order_by(*order))]
+    return rows
+
+
+def _revisions() -> list[str]:
+    from alembic.script import ScriptDirectory
+
+    from directory.resources import folder
+
+    script = ScriptDirectory(str(folder("migrations")))
+    return [r.revision for r in script.walk_revisions()]  # head first
+
+
+def test_down_and_up_again_with_data_keeps_it(fresh) -> None:
+    """With listings, flags, verifications, a submission, its audit entry and an account in the
+    tables: down to each earlier revision and back up to head keeps every row that the older
+    schema has a place for, and down to base (dropping it all) then up again works on both
+    databases."""
+    from directory import seeding
+    from tests import builders
+    from tests.test_submit import pharmacy_form
+
+    upgrade()
+    seeding.load()  # vocabularies and the sample listings (flags, regions, fillers...)
+    builders.pharmacy(flags=["curated_list"], verified_on=date(2026, 4, 2))
+    builders.user("keeper")
+    db.session.remove()
+    client = fresh.test_client()
+    assert client.post("/suggest/pharmacy", data=pharmacy_form()).status_code == 303
+    before = _snapshot()
+    assert before["listings"] and before["submissions"] and before["audit_log"]
+    assert before["users"] and before["reliability_flags"] and before["verifications"]
+
+    head, *older = _revisions()
+    for revision in older:
+        downgrade(revision=revision)
+        kept_tables = set(_snapshot())
+        upgrade()
+        after = _snapshot()
+        for table, rows in before.items():
+            if table in kept_tables:
+                assert after[table] == rows, f"{table} changed going down to {revision} and up"
+            else:
+                assert after[table] == [], f"{table} came back from nowhere"
+        before = after  # a table dropped on the way down is empty from here on
+
+    downgrade(revision="base")
+    assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
+    upgrade()
+    assert {"listings", "submissions", "audit_log"} <= set(inspect(db.engine).get_table_names())
+    assert all(rows == [] for rows in _snapshot().values())
