@@ -17,7 +17,7 @@ from http.cookiejar import CookieJar
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from directory.extensions import db
 from directory.models import Submission
@@ -149,3 +149,72 @@ def test_rate_limit_in_redis_holds_across_workers(app, database_url) -> None:
         other = submit_once(server.url, "Another client", ip="198.51.100.8")
     assert statuses.count(200) == 4 and statuses.count(429) == 5
     assert other == 200
+
+
+def _children(pid: int) -> list[int]:
+    """The gunicorn master's workers (its child processes), from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone while we looked
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_worker_killed_mid_submission_leaves_no_partial_rows(app, database_url) -> None:
+    """SIGKILL, not a polite stop: whatever transaction the worker had open is lost whole. Every
+    submission a client was told about is stored, with its audit entry; nothing else is."""
+    import signal
+    import threading
+
+    from directory.models import AuditEntry
+
+    with Gunicorn(database_url, workers=2, RATELIMIT_ENABLED="false") as server:
+        stop = threading.Event()
+        accepted: list[str] = []
+
+        def submitter(n: int) -> None:
+            for i in range(200):
+                if stop.is_set():
+                    return
+                name = f"Killed {n}-{i}"
+                try:
+                    if submit_once(server.url, name) == 200:
+                        accepted.append(name)
+                except (OSError, AssertionError):
+                    pass  # the worker died under this request (or its form): the client saw it
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for n in range(4):
+                pool.submit(submitter, n)
+            kills = 0
+            deadline = time.monotonic() + 180
+            landed = 0
+            while kills < 4 and time.monotonic() < deadline:
+                time.sleep(0.1)
+                # Kill again only once submissions land again (the replacement is serving).
+                if len(accepted) >= landed + 3:
+                    workers = _children(server.proc.pid)
+                    os.kill(workers[kills % len(workers)], signal.SIGKILL)
+                    kills += 1
+                    landed = len(accepted)
+            stop.set()
+        assert kills == 4
+        assert server.proc.poll() is None, "the master survived and kept serving"
+
+    db.session.expire_all()
+    subs = {s.id: s for s in db.session.scalars(select(Submission))}
+    audited = db.session.scalars(
+        select(AuditEntry.submission_id).where(AuditEntry.action == "submitted")
+    ).all()
+    assert sorted(audited) == sorted(subs), "a submission without its audit entry, or the reverse"
+    stored = [s.data["name"] for s in subs.values()]
+    assert all(s.reference and s.data.get("city") == "Birmingham" for s in subs.values())
+    assert len(stored) == len(set(stored))
+    assert set(accepted) <= set(stored), "a submission the client was told about is missing"
+    assert len(accepted) >= 8
+    if db.engine.dialect.name == "sqlite":
+        assert db.session.execute(text("PRAGMA integrity_check")).scalar() == "ok"
