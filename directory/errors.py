@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
@@ -61,6 +62,15 @@ def _typed_fields() -> list[tuple[str, str]]:
     ]
 
 
+_CODE = re.compile(r"[a-z][a-z0-9_]*|[A-Z]{2}(-[A-Z0-9]{1,3})?")
+
+
+def _typed_text(fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The copy to keep: what looks typed, not the codes behind ticked boxes and choices
+    (`ir_only`, `mcc`, `US-WA`, `y`), which would read as noise. The resend keeps them all."""
+    return [(name, value) for name, value in fields if value and not _CODE.fullmatch(value)]
+
+
 def _unavailable() -> ResponseReturnValue:
     """503 with Retry-After. After a POST the page holds what was typed, and a button to send
     it again (with a fresh CSRF token), so a database hiccup never silently loses it."""
@@ -68,7 +78,10 @@ def _unavailable() -> ResponseReturnValue:
         response: Response = jsonify(error={"code": "unavailable", "message": MESSAGES[503]})
     else:
         try:
-            page = render_template("errors/503.html", message=MESSAGES[503], fields=_typed_fields())
+            fields = _typed_fields()
+            page = render_template(
+                "errors/503.html", message=MESSAGES[503], fields=fields, typed=_typed_text(fields)
+            )
         except Exception:  # the layout itself needed the database (a moderator's session)
             log.warning("503 page rendered without the layout", exc_info=True)
             page = (

@@ -270,3 +270,14 @@ def live_server(live_app: Flask) -> Iterator[LiveServer]:
         yield server
     with live_app.app_context():
         db.engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(template_database: str, tmp_path: Path) -> str:
+    """A migrated SQLite file, on the PostgreSQL run too (a lock is SQLite's failure)."""
+    path = tmp_path / "locked.db"
+    if PG_URL:
+        build_schema(f"sqlite:///{path}")
+    else:
+        shutil.copyfile(template_database, path)
+    return f"sqlite:///{path}"

@@ -11,7 +11,7 @@ from pathlib import Path
 from directory import backup
 from directory.extensions import db
 from tests.conftest import make_app
-from tests.test_operations import _closed_port_url, sqlite_url  # noqa: F401  (a fixture)
+from tests.test_operations import _closed_port_url
 from tests.test_submit import pharmacy_form
 
 
@@ -42,7 +42,7 @@ def _assert_consistent(path: Path) -> int:
 
 
 def test_a_backup_during_a_stream_of_submissions_is_consistent_and_restores(
-    sqlite_url: str,  # noqa: F811
+    sqlite_url: str,
     tmp_path: Path,
 ) -> None:
     app = make_app(sqlite_url)
@@ -94,7 +94,7 @@ def test_a_backup_during_a_stream_of_submissions_is_consistent_and_restores(
     assert result.exit_code == 0, result.output
 
 
-def test_the_commands_refuse_what_is_unsafe(sqlite_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_the_commands_refuse_what_is_unsafe(sqlite_url: str, tmp_path: Path) -> None:
     app = make_app(sqlite_url)
     runner = app.test_cli_runner()
     out = tmp_path / "backup.db"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import sqlite3
 import tomllib
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from directory import geocoding
 from directory.extensions import db
 from directory.models import Submission
 from directory.resources import folder
-from tests.conftest import PG_URL, build_schema, html, make_app
+from tests.conftest import html, make_app
 from tests.test_submit import pharmacy_form
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,17 +171,6 @@ def _closed_port_url() -> str:
         port = s.getsockname()[1]
     # Nothing listens there now: connecting is refused at once, as when PostgreSQL is down.
     return f"postgresql+psycopg://postgres@127.0.0.1:{port}/nothing?connect_timeout=2"
-
-
-@pytest.fixture
-def sqlite_url(template_database: str, tmp_path: Path) -> str:
-    """A migrated SQLite file, on the PostgreSQL run too (a lock is SQLite's failure)."""
-    path = tmp_path / "locked.db"
-    if PG_URL:
-        build_schema(f"sqlite:///{path}")
-    else:
-        shutil.copyfile(template_database, path)
-    return f"sqlite:///{path}"
 
 
 @pytest.fixture

@@ -17,6 +17,13 @@ from directory.extensions import db
 from tests.browser.helpers import CHROMIUM, DESKTOP, LAUNCH_ARGS, TILE_HOST, TILE_URL
 from tests.conftest import LiveServer, make_app
 
+# The longest any wait for a condition may take before the test fails. Waits end as soon as
+# their condition holds, so this costs nothing when the machine is idle; on a shared 2-core
+# machine with both cores busy, a first page (templates compiled, the gazetteer opened) took
+# over 10 s, the old cap. Tests wait for conditions (expect, wait_for_url, wait_for), never
+# for fixed times.
+WAIT_MS = 60_000
+
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
@@ -25,7 +32,9 @@ def browser() -> Iterator[Any]:
             "browser tests need Debian's chromium at /usr/bin/chromium "
             "(apt-get install chromium; `make test` installs it when run as root)"
         )
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=WAIT_MS)
 
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
@@ -83,7 +92,8 @@ def open_page(browser: Any) -> Iterator[Callable[..., Any]]:
         context.route(f"http://{TILE_HOST}/**", lambda route: route.abort())
         contexts.append(context)
         page = context.new_page()
-        page.set_default_timeout(10_000)
+        page.set_default_timeout(WAIT_MS)
+        page.set_default_navigation_timeout(WAIT_MS)
         w = Watched(page, expected_server_errors=expected_server_errors)
         page.on("response", w.on_response)
         page.on("console", w.on_console)

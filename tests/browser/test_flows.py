@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.helpers import sign_in
 
@@ -83,7 +84,8 @@ def test_the_whole_moderation_loop(live_server, open_page) -> None:
     mod = open_page()
     sign_in(mod, live_server.app, base)
     mod.get_by_role("link", name=reference).click()
-    assert "visitor@example.org" in mod.locator("main").inner_text()
+    # The queue page has a <main> too: wait for the review page's, not read whichever is there.
+    expect(mod.locator("main")).to_contain_text("visitor@example.org")
     mod.get_by_role("link", name="Edit, then approve").click()
     mod.get_by_label(NAME).fill("Magnolia Compounding")
     mod.get_by_role("button", name="Save and publish").click()
@@ -94,7 +96,8 @@ def test_the_whole_moderation_loop(live_server, open_page) -> None:
     mod.get_by_label("By phone").check()
     mod.get_by_label(re.compile(r"^Date you checked")).fill(date.today().isoformat())
     mod.get_by_role("button", name="Mark verified").click()
-    assert "Marked as verified" in mod.locator(".flashes").inner_text()
+    # "Published" from the step before may still be showing until the new page arrives.
+    expect(mod.locator(".flashes")).to_contain_text("Marked as verified")
 
     # A patient searching near the ZIP finds it, with the verification date.
     patient = open_page()
@@ -102,8 +105,8 @@ def test_the_whole_moderation_loop(live_server, open_page) -> None:
     patient.get_by_label("Where are you?").fill(ZIP)
     patient.get_by_role("button", name="Search", exact=True).click()
     card = patient.locator(".card", has_text="Magnolia Compounding")
-    assert card.count() == 1
-    assert f"Verified today ({date.today().isoformat()})" in card.inner_text()
+    expect(card).to_have_count(1)  # count() alone would not wait for the results page
+    expect(card).to_contain_text(f"Verified today ({date.today().isoformat()})")
     card.get_by_role("link", name="Magnolia Compounding").click()
 
     # The patient suggests a correction from the listing page.
@@ -127,4 +130,4 @@ def test_the_whole_moderation_loop(live_server, open_page) -> None:
     assert "approve new" in history and "approve correction" in history and "verify" in history
     patient.goto(base + f"/search?near={ZIP}")
     patient.locator(".card", has_text="Magnolia Compounding").get_by_role("link").first.click()
-    assert "About $25 for 30 capsules" in patient.locator("main").inner_text()
+    expect(patient.locator("main")).to_contain_text("About $25 for 30 capsules")

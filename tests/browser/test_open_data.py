@@ -26,5 +26,6 @@ def test_open_data_page_on_a_phone(open_page: Callable[..., Any], live_server: L
         scroll_width = page.evaluate("() => document.documentElement.scrollWidth")
         assert scroll_width <= width, f"the open data page is {scroll_width} px wide at {width}"
     page.click("main a[href='/api/hsds/v3/services']")
+    page.wait_for_url("**/api/hsds/v3/services")  # not the open data page's body
     body = json.loads(page.inner_text("body"))
     assert body["total_items"] > 0 and body["contents"][0]["alert"]
