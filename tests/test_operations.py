@@ -90,6 +90,7 @@ def test_readyz_names_a_missing_gazetteer(client, tmp_path: Path) -> None:
 
 def test_readyz_says_when_the_database_is_down() -> None:
     app = make_app(_closed_port_url())
+    assert app.test_client().get("/healthz").status_code == 200, "liveness needs no database"
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.json["checks"]["database"]["detail"].startswith("cannot reach the database")
