@@ -27,17 +27,23 @@ PAGE_BUDGET = 100_000  # bytes of document, CSS and JS for a results page, befor
 
 def load_weighed(page: Any, url: str) -> tuple[int, str]:
     """Open url; return the bytes of every response body it took, and a table of them."""
-    sizes: dict[str, int] = {}
+    finished: list[Any] = []
+    # The handler only collects: a handler that itself waits on the browser (response(),
+    # body()) can still be waiting when the page is idle, and on a loaded machine the sizes
+    # were then read with site.css missing. The bodies are read after, in order.
 
-    def on_finished(request: Any) -> None:
+    def collect(request: Any) -> None:
+        finished.append(request)
+
+    page.on("requestfinished", collect)
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    page.remove_listener("requestfinished", collect)
+    sizes: dict[str, int] = {}
+    for request in finished:
         response = request.response()
         if response is not None:
             sizes[request.url] = len(response.body())
-
-    page.on("requestfinished", on_finished)
-    page.goto(url)
-    page.wait_for_load_state("networkidle")
-    page.remove_listener("requestfinished", on_finished)
     table = "\n".join(f"{n:>8}  {u}" for u, n in sizes.items())
     assert any(u.endswith("site.css") for u in sizes)
     assert not any("leaflet" in u for u in sizes), f"Leaflet loads only for the map:\n{table}"
