@@ -241,6 +241,12 @@ class AccountForm(FlaskForm):
     role = SelectField("Role", choices=Role.choices())
 
 
+class RoleForm(FlaskForm):
+    """An admin changes an account's role (one form per row of the accounts table)."""
+
+    role = SelectField("Role", choices=Role.choices())
+
+
 class AuditFilterForm(FlaskForm):
     """The audit log's filter: a GET form bound to the query string, so no CSRF token."""
 
