@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 from pathlib import Path
 
@@ -243,9 +244,19 @@ def test_absolute_urls_use_public_url_whatever_the_host_header(database_url, mon
         api = client.get(f"/api/v1/listings/{listing.id}", headers=evil).get_json()
         assert api["url"].startswith("https://ldn.example.org/pharmacies/")
         page = client.get(f"/pharmacies/{listing.id}", headers=evil, follow_redirects=True)
-        text = page.get_data(as_text=True)
-        assert "evil.example.com" not in text
-        assert "https://ldn.example.org/pharmacies/" in text
+        assert "evil.example.com" not in page.get_data(as_text=True)
+        ld = json.loads(html(page).select_one("script[type='application/ld+json']").string)
+        assert ld["url"].startswith("https://ldn.example.org/pharmacies/")
+        results = client.get("/search?near=35233&radius=50", headers=evil)
+        print_links = [a["data-print-url"] for a in html(results).select("a[data-print-url]")]
+        assert print_links
+        assert all(u.startswith("https://ldn.example.org/") for u in print_links)
+        hsds = client.get("/api/hsds/v3/services?per_page=5", headers=evil).get_data(as_text=True)
+        assert "evil.example.com" not in hsds and "https://ldn.example.org/" in hsds
+        # Outside a request (the CLI's exports) too.
+        from directory.listings import detail_url
+
+        assert detail_url(listing, _external=True).startswith("https://ldn.example.org/")
         db.session.remove()
         db.engine.dispose()
 

@@ -224,6 +224,7 @@ class StatusForm(FlaskForm):
 class AccountForm(FlaskForm):
     username = StringField(
         "Name",
+        description="Letters, digits, dots, dashes and underscores.",
         validators=[
             DataRequired(USERNAME_MESSAGE),
             Length(min=USERNAME_MIN, max=USERNAME_MAX, message=USERNAME_MESSAGE),
