@@ -78,7 +78,8 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     ),
     "TRUSTED_HOSTS": (
         None,
-        "Comma-separated host names the app answers to; any other Host header is a 400. "
+        "Comma-separated host names the app answers to (`.example.org` for its subdomains, `*` "
+        "for any); any other Host header is a plain 400. Add the name your health checks use. "
         "Default in production: PUBLIC_URL's host; in development: any.",
     ),
     "LOGIN_RATE_LIMIT": (
