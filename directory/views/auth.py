@@ -47,7 +47,12 @@ def note_failed_sign_in(account: str) -> None:
     if not current_app.config.get("RATELIMIT_ENABLED", True) or not account:
         return
     limit = parse(_login_limit())
-    if not limiter.limiter.hit(limit, "login-account-alert", account):
+    try:
+        within = limiter.limiter.hit(limit, "login-account-alert", account)
+    except Exception:  # noqa: BLE001 - an alert that can't be counted must not break sign-in
+        log.exception("Could not count failed sign-ins (rate-limit storage)")
+        return
+    if not within:
         log.warning("Many failed sign-ins for account %r (more than %s)", account, limit)
 
 
@@ -70,7 +75,7 @@ def safe_next(target: str | None) -> str | None:
 
 # Failures are refused per address and per (account, address). Never per account alone: ten
 # wrong passwords sent from ten addresses would then lock the owner out from everywhere. The
-# account's own count only raises an alert (moderation.note_failed_sign_in).
+# account's own count only raises an alert (note_failed_sign_in).
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed, scope="login-client")
 @limiter.limit(
