@@ -2,6 +2,6 @@
 (`gunicorn wsgi:app`). The settings live in the package, so an installed copy uses the same
 ones: `gunicorn -c python:directory.serving 'directory:create_app()'`."""
 
-from directory.serving import accesslog, post_worker_init
+from directory.serving import accesslog, on_starting, post_worker_init
 
-__all__ = ["accesslog", "post_worker_init"]
+__all__ = ["accesslog", "on_starting", "post_worker_init"]

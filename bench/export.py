@@ -39,6 +39,7 @@ def _env(database: Path) -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": f"sqlite:///{database.resolve()}",
         "SECRET_KEY": "bench-not-secret",
+        "PUBLIC_URL": "http://127.0.0.1",
         "GEOCODER": "offline",
     }
 

@@ -74,6 +74,7 @@ class Gunicorn:
             **os.environ,
             "DATABASE_URL": f"sqlite:///{self.db_file.resolve()}",
             "SECRET_KEY": "bench-not-secret",
+            "PUBLIC_URL": "http://127.0.0.1",
             "RATELIMIT_STORAGE_URI": "memory://",
             "DIRECTORY_ENV": "production",
         }

@@ -452,7 +452,10 @@ def init_app(app: Flask) -> None:
             return password
 
         try:
-            moderation.check_credentials(username=username)
+            # An existing account made before the name rule can still have its password reset.
+            moderation.check_credentials(
+                username=username, new=not moderation.account_exists(username)
+            )
         except moderation.InvalidCredentials as exc:
             _fail(str(exc))
         if password_stdin:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class ConfigError(RuntimeError):
@@ -55,10 +56,37 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
         "`false` switches every rate limit off (Flask-Limiter's own setting). For load tests "
         "only: never on a public server.",
     ),
-    "SUBMISSION_RATE_LIMIT": ("10 per hour", "Public submissions allowed per client address."),
+    "SUBMISSION_RATE_LIMIT": (
+        "10 per hour",
+        "Public submissions accepted per client address: one budget for new listings and "
+        "corrections together; a form sent back with errors costs nothing.",
+    ),
+    "PENDING_SUBMISSIONS_PER_ADDRESS": (
+        "20",
+        "Most submissions one client address may have waiting for a moderator; more are "
+        "refused with a message (the address is stored only as a keyed hash).",
+    ),
+    "PENDING_SUBMISSIONS_MAX": (
+        "20000",
+        "Most submissions waiting for a moderator in all; past it new ones are paused.",
+    ),
+    "PUBLIC_URL": (
+        None,
+        "The site's address as the public sees it, e.g. https://ldn.example.org: every absolute "
+        "link (API `url`, JSON-LD, print links, open data) uses it, never the request's Host "
+        "header. Required in production.",
+    ),
+    "TRUSTED_HOSTS": (
+        None,
+        "Comma-separated host names the app answers to (`.example.org` for its subdomains, `*` "
+        "for any); any other Host header is a plain 400. Add the name your health checks use. "
+        "Default in production: PUBLIC_URL's host; in development: any.",
+    ),
     "LOGIN_RATE_LIMIT": (
         "10 per 15 minutes",
-        "Failed-login budget, counted per client address and per account.",
+        "Failed-login budget, counted per client address and per (account, address). Past it "
+        "for one account from all addresses together, a warning is logged; the owner can still "
+        "sign in.",
     ),
     "MAX_CONTENT_LENGTH": ("65536", "Largest request body accepted, in bytes."),
     "MAP_TILE_URL": (
@@ -149,6 +177,35 @@ def _secret_key(instance_path: Path, allow_generated: bool) -> str:
     return key
 
 
+def _public_url(required: bool) -> tuple[str | None, str | None]:
+    """(scheme, host[:port]) from PUBLIC_URL, or (None, None) when it is not set."""
+    raw = (_env("PUBLIC_URL") or "").strip()
+    if not raw:
+        if required:
+            raise ConfigError(
+                "PUBLIC_URL is not set. Set it to the site's address as the public sees it "
+                "(e.g. https://ldn.example.org), or set DIRECTORY_ENV=development on your own "
+                "machine."
+            )
+        return None, None
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.path.strip("/"):
+        raise ConfigError(
+            f"PUBLIC_URL must be an address like https://ldn.example.org (no path), got {raw!r}."
+        )
+    return parts.scheme, parts.netloc.lower()
+
+
+def _trusted_hosts(public_host: str | None, development: bool) -> list[str] | None:
+    raw = _env("TRUSTED_HOSTS")
+    if raw:
+        hosts = [h.strip().lower() for h in raw.split(",") if h.strip()]
+        return None if hosts == ["*"] else hosts
+    if development or public_host is None:
+        return None  # a developer's machine answers to 127.0.0.1, localhost, anything
+    return [public_host.split(":")[0]]
+
+
 def from_environment(instance_path: Path, *, testing: bool = False) -> dict[str, object]:
     env = (_env("DIRECTORY_ENV") or "production").lower()
     if env not in {"production", "development"}:
@@ -162,9 +219,18 @@ def from_environment(instance_path: Path, *, testing: bool = False) -> dict[str,
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgres://")
     elif database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+    secret_key = _secret_key(instance_path, development or debug or testing)
+    scheme, public_host = _public_url(required=not (development or debug or testing))
     return {
         "DIRECTORY_ENV": env,
-        "SECRET_KEY": _secret_key(instance_path, development or debug or testing),
+        "PUBLIC_URL": f"{scheme}://{public_host}" if public_host else None,
+        # Flask's own: absolute URLs outside a request (the CLI's exports) use these too.
+        "SERVER_NAME": public_host,
+        "PREFERRED_URL_SCHEME": scheme or "http",
+        "TRUSTED_HOSTS": _trusted_hosts(public_host, development),
+        "PENDING_SUBMISSIONS_PER_ADDRESS": _int("PENDING_SUBMISSIONS_PER_ADDRESS"),
+        "PENDING_SUBMISSIONS_MAX": _int("PENDING_SUBMISSIONS_MAX"),
+        "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "GEOCODER": (_env("GEOCODER") or "offline").lower(),
         "GEOCODER_USER_AGENT": _env("GEOCODER_USER_AGENT"),
@@ -190,3 +256,20 @@ def from_environment(instance_path: Path, *, testing: bool = False) -> dict[str,
         "WTF_CSRF_TIME_LIMIT": 4 * 3600,
         "HSTS": not development,
     }
+
+
+def shared_limits_problem(workers: int) -> str | None:
+    """Why this server must not start with `workers` processes, or None. In production each
+    worker would keep its own memory:// counters, so every limit would be `workers` times
+    looser than it says (and a lockout would depend on which worker answers)."""
+    env = (_env("DIRECTORY_ENV") or "production").lower()
+    storage = (_env("RATELIMIT_STORAGE_URI") or "").strip()
+    if env != "production" or workers <= 1 or not storage.startswith("memory://"):
+        return None
+    if not _bool("RATELIMIT_ENABLED"):
+        return None  # limits are off (load tests): nothing to share
+    return (
+        f"LDN Directory cannot start: {workers} workers would each keep their own rate limits "
+        "(RATELIMIT_STORAGE_URI is memory://). Set RATELIMIT_STORAGE_URI=redis://host:6379/0 "
+        "so they share one count, or run one worker."
+    )

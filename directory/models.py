@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, object_session, relationship
 from sqlalchemy.orm.attributes import get_history
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import check_password_hash
 
 from .derived import RANK_CURATED, RANK_EPOCH
 from .extensions import Base, db
@@ -331,10 +331,10 @@ class User(UserMixin, Model):
 
     def set_password(self, password: str) -> None:
         # The rule's home imports this module, so it is looked up when first needed.
-        from .moderation.accounts import check_credentials
+        from .moderation.accounts import check_credentials, hash_password
 
         check_credentials(password=password)  # a ValueError when the rules refuse it
-        self.password_hash = generate_password_hash(password, method="scrypt")
+        self.password_hash = hash_password(password)
         self.session_version = (self.session_version or 0) + 1
 
     def check_password(self, password: str) -> bool:
@@ -363,6 +363,7 @@ class Submission(Model):
     __table_args__ = (
         Index("ix_submissions_status_created", "status", "created_at"),
         Index("ix_submissions_content_hash", "content_hash"),
+        Index("ix_submissions_client_status", "client_hash", "status"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(16), unique=True)
@@ -378,6 +379,9 @@ class Submission(Model):
     geocode_error: Mapped[str | None] = mapped_column(String(300))
     duplicates: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     content_hash: Mapped[str] = mapped_column(String(64))
+    # A keyed hash (HMAC with SECRET_KEY) of the sender's address, never the address itself:
+    # enough to count one sender's pending submissions, useless to anyone reading the table.
+    client_hash: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[SubmissionStatus] = mapped_column(
         _enum(SubmissionStatus, 12), default=SubmissionStatus.PENDING
     )

@@ -7,11 +7,14 @@ from functools import wraps
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, request
+from flask import Flask, Request, Response, abort, request
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import MapAdapter
+from werkzeug.wsgi import get_host
 
 from .extensions import db, login_manager
 from .models import User
@@ -43,12 +46,62 @@ def _csp(app: Flask) -> str:
     )
 
 
+class RefuseUnknownHosts:
+    """A plain 400 for a Host header not in TRUSTED_HOSTS, before Flask sees the request.
+    Flask checks TRUSTED_HOSTS too, but only while it builds the request's URL adapter, and
+    its error page then has no adapter to build its links with (a 500)."""
+
+    def __init__(self, wsgi_app: Any, trusted: list[str]) -> None:
+        self.wsgi_app = wsgi_app
+        self.trusted = trusted
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        try:
+            get_host(environ, self.trusted)
+        except SecurityError:
+            body = b"Unknown host: this site answers only at its own address.\n"
+            start_response(
+                "400 Bad Request",
+                [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        return self.wsgi_app(environ, start_response)
+
+
+def _public_url_for_links(app: Flask) -> None:
+    """With PUBLIC_URL set, every absolute URL built during a request (url_for's _external:
+    the API's `url`, JSON-LD, print links, HSDS) uses its scheme and host, never the Host
+    header or scheme the client sent. Flask takes the host from SERVER_NAME (config.py sets
+    it); the scheme it would take from the request, so it is set here on each request's
+    URL adapter. Matching requests doesn't read either, so routing is unchanged."""
+    public_url = app.config.get("PUBLIC_URL")
+    if not public_url:
+        return
+    scheme, host = str(public_url).split("://", 1)
+    create = app.create_url_adapter
+
+    def create_url_adapter(req: Request | None) -> MapAdapter | None:
+        adapter = create(req)
+        if adapter is not None:
+            adapter.url_scheme = scheme
+            adapter.server_name = host
+        return adapter
+
+    # An instance attribute, as for wsgi_app above: mypy sees it only as a method.
+    cast(Any, app).create_url_adapter = create_url_adapter
+
+
 def init_app(app: Flask) -> None:
     hops = app.config.get("TRUST_PROXY_HOPS", 0)
     if hops:
         # Flask's documented way to wrap the WSGI app; mypy sees wsgi_app only as a method.
         cast(Any, app).wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    trusted = app.config.get("TRUSTED_HOSTS")
+    if trusted:
+        # Outside ProxyFix, so X-Forwarded-Host from a trusted proxy is what gets checked.
+        cast(Any, app).wsgi_app = RefuseUnknownHosts(app.wsgi_app, list(trusted))
     csp = _csp(app)
+    _public_url_for_links(app)
 
     @app.before_request
     def _refuse_nul_bytes() -> None:

@@ -13,6 +13,16 @@ from typing import Any
 accesslog = None
 
 
+def on_starting(server: Any) -> None:
+    """Refuse to start several production workers on memory:// rate limits: gunicorn prints
+    the RuntimeError as one line ("Error: ...") and exits 1."""
+    from directory.config import shared_limits_problem
+
+    problem = shared_limits_problem(int(server.cfg.workers))
+    if problem:
+        raise RuntimeError(problem)
+
+
 def post_worker_init(worker: Any) -> None:
     """Open the offline gazetteer (or build it, once, if `init-db` didn't) in the background
     as each worker starts, so the first search a patient makes isn't the slow one. Each

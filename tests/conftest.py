@@ -71,6 +71,9 @@ BASE_CONFIG: dict[str, Any] = {
     "RATELIMIT_STORAGE_URI": "memory://",
     "SESSION_COOKIE_SECURE": False,
     "REMEMBER_COOKIE_SECURE": False,
+    # A quarter of the production scrypt cost (N=2**15, not 2**17): the suite creates hundreds
+    # of accounts. test_hardening checks the production cost itself.
+    "PASSWORD_HASH_METHOD": "scrypt:32768:8:1",
 }
 
 

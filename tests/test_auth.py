@@ -185,7 +185,8 @@ def test_sign_in_records_the_time(auth) -> None:
     assert user.last_login_at is not None
 
 
-def test_failed_logins_are_throttled_per_client_and_per_account(database_url) -> None:
+def test_failed_logins_are_throttled_per_client(database_url) -> None:
+    # Per account alone is never refused: see tests/test_hardening.py for the lockout.
     app = make_app(database_url, RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="3 per hour")
     with app.app_context():
         builders.user("mod")
@@ -193,20 +194,11 @@ def test_failed_logins_are_throttled_per_client_and_per_account(database_url) ->
         for _ in range(3):
             assert auth.login(password="wrong password!!").status_code == 401
         assert auth.login(password="wrong password!!").status_code == 429
-        # Per account: a different client address guessing the same account is also stopped.
-        other = app.test_client()
-        response = other.post(
+        # The same account from another address is not paused.
+        response = app.test_client().post(
             "/login",
             data={"username": "mod", "password": PASSWORD},
             environ_base={"REMOTE_ADDR": "203.0.113.9"},
-        )
-        assert response.status_code == 429
-        # Another account from another address is not affected.
-        builders.user("other")
-        response = other.post(
-            "/login",
-            data={"username": "other", "password": PASSWORD},
-            environ_base={"REMOTE_ADDR": "203.0.113.10"},
         )
         assert response.status_code == 303
 

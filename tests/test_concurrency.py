@@ -110,7 +110,12 @@ def submit_once(base: str, name: str, ip: str = "") -> int:
 
 
 def test_concurrent_submitters_under_several_workers_all_land(app, database_url) -> None:
-    with Gunicorn(database_url, workers=3, SUBMISSION_RATE_LIMIT="1000 per hour") as server:
+    with Gunicorn(
+        database_url,
+        workers=3,
+        SUBMISSION_RATE_LIMIT="1000 per hour",
+        PENDING_SUBMISSIONS_PER_ADDRESS="1000",
+    ) as server:
         with ThreadPoolExecutor(max_workers=12) as pool:
             statuses = list(
                 pool.map(lambda i: submit_once(server.url, f"Concurrent Pharmacy {i}"), range(36))

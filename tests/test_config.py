@@ -45,22 +45,35 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path: Path) -> Non
 
 
 def test_production_starts_with_a_secret_key(tmp_path: Path) -> None:
-    result = _start({"SECRET_KEY": "x" * 40}, tmp_path)
+    result = _start({"SECRET_KEY": "x" * 40, "PUBLIC_URL": "https://ldn.example.org"}, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "started" in result.stdout
 
 
 def test_bad_number_setting_is_one_clear_line(tmp_path: Path) -> None:
-    result = _start({"SECRET_KEY": "x" * 40, "MAX_CONTENT_LENGTH": "lots"}, tmp_path)
+    result = _start(
+        {"SECRET_KEY": "x" * 40, "PUBLIC_URL": "https://a.example", "MAX_CONTENT_LENGTH": "lots"},
+        tmp_path,
+    )
     assert result.returncode != 0
     assert "MAX_CONTENT_LENGTH must be a whole number" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_bad_switch_setting_is_one_clear_line(tmp_path: Path) -> None:
-    result = _start({"SECRET_KEY": "x" * 40, "RATELIMIT_ENABLED": "perhaps"}, tmp_path)
+    result = _start(
+        {"SECRET_KEY": "x" * 40, "PUBLIC_URL": "https://a.example", "RATELIMIT_ENABLED": "no?"},
+        tmp_path,
+    )
     assert result.returncode != 0
     assert "RATELIMIT_ENABLED must be true or false" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_public_url_with_a_path_is_one_clear_line(tmp_path: Path) -> None:
+    result = _start({"SECRET_KEY": "x" * 40, "PUBLIC_URL": "ldn.example.org/app"}, tmp_path)
+    assert result.returncode != 0
+    assert "PUBLIC_URL must be an address like https://" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -68,6 +81,7 @@ def test_ratelimit_enabled_false_switches_limits_off(monkeypatch, tmp_path: Path
     from directory.config import from_environment
 
     monkeypatch.setenv("SECRET_KEY", "x" * 40)
+    monkeypatch.setenv("PUBLIC_URL", "https://ldn.example.org")
     assert from_environment(tmp_path)["RATELIMIT_ENABLED"] is True
     monkeypatch.setenv("RATELIMIT_ENABLED", "false")
     assert from_environment(tmp_path)["RATELIMIT_ENABLED"] is False

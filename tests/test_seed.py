@@ -181,7 +181,9 @@ def test_bad_database_url_is_one_clear_line(tmp_path) -> None:
 
     from tests.conftest import clean_env
 
-    env = clean_env(DATABASE_URL="nonsense-url", SECRET_KEY="x" * 40)
+    env = clean_env(
+        DATABASE_URL="nonsense-url", SECRET_KEY="x" * 40, PUBLIC_URL="https://ldn.example.org"
+    )
     result = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "init-db"],
         env=env,

@@ -21,6 +21,7 @@ from .moderation import (
     MergeForm,
     PinForm,
     ReasonForm,
+    RoleForm,
     StatusForm,
     VerifyForm,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "PrescriberCorrectionForm",
     "PrescriberForm",
     "ReasonForm",
+    "RoleForm",
     "SearchForm",
     "StatusForm",
     "VerifyForm",

@@ -224,6 +224,7 @@ class StatusForm(FlaskForm):
 class AccountForm(FlaskForm):
     username = StringField(
         "Name",
+        description="Letters, digits, dots, dashes and underscores.",
         validators=[
             DataRequired(USERNAME_MESSAGE),
             Length(min=USERNAME_MIN, max=USERNAME_MAX, message=USERNAME_MESSAGE),
@@ -238,6 +239,12 @@ class AccountForm(FlaskForm):
             Length(max=PASSWORD_MAX, message=PASSWORD_LONG),
         ],
     )
+    role = SelectField("Role", choices=Role.choices())
+
+
+class RoleForm(FlaskForm):
+    """An admin changes an account's role (one form per row of the accounts table)."""
+
     role = SelectField("Role", choices=Role.choices())
 
 

@@ -3,8 +3,11 @@ the CLI read them), creating and resetting accounts, switching them off, and sig
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from werkzeug.security import check_password_hash
+import re
+
+from flask import current_app, has_app_context
+from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..db import writing
 from ..extensions import db
@@ -17,22 +20,49 @@ USERNAME_MAX = 60
 PASSWORD_MIN = 12
 PASSWORD_MAX = 200  # the sign-in form takes no more, so a longer one could never be used
 USERNAME_MESSAGE = f"The name must be {USERNAME_MIN} to {USERNAME_MAX} characters."
+# ASCII letters only: names go into CSV exports and the audit log, and a name made of
+# look-alike letters from another script could pass for a colleague's.
+USERNAME_CHARACTERS = re.compile(r"[A-Za-z0-9._-]+")
+USERNAME_CHARACTERS_MESSAGE = "Use only letters, digits, dots, dashes and underscores in the name."
 PASSWORD_SHORT = f"Passwords need at least {PASSWORD_MIN} characters."
 PASSWORD_LONG = f"Passwords can have at most {PASSWORD_MAX} characters."
 
-# Hashing a password costs the same whether or not the account exists, so response time does
-# not reveal which names are real.
-_DUMMY_HASH = "scrypt:32768:8:1$0000000000000000$" + "0" * 128
+# OWASP's current scrypt cost (N=2**17, r=8, p=1): about 128 MB and a few tenths of a second
+# per sign-in. The PASSWORD_HASH_METHOD config key overrides it; only the tests do, so that
+# creating hundreds of accounts stays quick.
+PASSWORD_HASH_METHOD = "scrypt:131072:8:1"
+
+
+def hash_method() -> str:
+    if has_app_context():
+        return str(current_app.config.get("PASSWORD_HASH_METHOD") or PASSWORD_HASH_METHOD)
+    return PASSWORD_HASH_METHOD
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method=hash_method())
+
+
+def _dummy_hash() -> str:
+    # Hashing a password costs the same whether or not the account exists, so response time
+    # does not reveal which names are real.
+    return f"{hash_method()}$0000000000000000$" + "0" * 128
 
 
 class InvalidCredentials(ModerationError, ValueError):
     """A name or password the rules refuse (a ValueError too, for User.set_password's callers)."""
 
 
-def check_credentials(*, username: str | None = None, password: str | None = None) -> None:
-    """Raise InvalidCredentials for a name or password (whichever is given) the rules refuse."""
+def check_credentials(
+    *, username: str | None = None, password: str | None = None, new: bool = True
+) -> None:
+    """Raise InvalidCredentials for a name or password (whichever is given) the rules refuse.
+    `new=False` for an existing account's name: one made before the character rule keeps
+    working (signing in, a password reset), but no new one is made like it."""
     if username is not None and not USERNAME_MIN <= len(username.strip()) <= USERNAME_MAX:
         raise InvalidCredentials(USERNAME_MESSAGE)
+    if username is not None and new and not USERNAME_CHARACTERS.fullmatch(username.strip()):
+        raise InvalidCredentials(USERNAME_CHARACTERS_MESSAGE)
     if password is not None and len(password) < PASSWORD_MIN:
         raise InvalidCredentials(PASSWORD_SHORT)
     if password is not None and len(password) > PASSWORD_MAX:
@@ -51,10 +81,12 @@ def save_account(
     """Create an account, or (unless create_only) reset an existing one's password and role.
     Returns (user, created)."""
     username = username.strip()
-    check_credentials(username=username, password=password)
+    check_credentials(username=username, password=password, new=not account_exists(username))
     with writing():
         user = db.session.scalar(select(User).where(User.username == username))
         created = user is None
+        if created:
+            check_credentials(username=username)
         if user is None:
             user = User(username=username, password_hash="", session_version=0)
             db.session.add(user)
@@ -71,6 +103,53 @@ def save_account(
             after={"username": username, "role": user.role.value},
         )
     return user, created
+
+
+def account_exists(username: str) -> bool:
+    return db.session.scalar(select(User.id).where(User.username == username.strip())) is not None
+
+
+def end_sessions(user_id: int) -> None:
+    """End every session of the account, on every device (signing out does this).
+
+    Why the account's session_version, not a table of sessions: the version is already part
+    of every session (User.get_id) and is bumped by a password change and deactivation, so
+    one check in the user loader covers all three events, with no table to prune. The cost is
+    that signing out on one device signs out the others too; for a few volunteer moderators
+    that is the safer surprise, and the sign-out message says so."""
+    with writing():
+        user = db.session.get(User, user_id)
+        if user is not None:
+            user.session_version += 1
+
+
+def set_role(user_id: int, role: Role, *, actor: User) -> User:
+    """Make an account a moderator or an admin, audited. Raises NotFound, or ModerationError
+    when it would leave no active admin."""
+    with writing():
+        user = db.session.get(User, user_id)
+        if user is None:
+            raise NotFound(f"There is no account number {user_id}.")
+        before = user.role
+        if before == Role.ADMIN and role != Role.ADMIN:
+            admins = db.session.scalar(
+                select(func.count())
+                .select_from(User)
+                .where(User.role == Role.ADMIN, User.active.is_(True), User.id != user.id)
+            )
+            if not admins:
+                raise ModerationError(
+                    "This is the last admin account: make someone else an admin first."
+                )
+        if before != role:
+            user.role = role
+            record(
+                "role_changed",
+                actor=actor,
+                before={"username": user.username, "role": before.value},
+                after={"username": user.username, "role": role.value},
+            )
+    return user
 
 
 def all_accounts() -> list[User]:
@@ -112,9 +191,19 @@ def authenticate(username: str, password: str) -> User | None:
     """The active account with this name and password, or None (whichever part was wrong)."""
     user = db.session.scalar(select(User).where(User.username == username))
     if user is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return None
-    return user if user.check_password(password) and user.active else None
+    if not (user.check_password(password) and user.active):
+        return None
+    if not user.password_hash.startswith(hash_method() + "$"):
+        # Hashed at an older cost: rehash now, while we have the password. Not set_password,
+        # which would end the account's other sessions.
+        with writing():
+            fresh = db.session.get(User, user.id)
+            if fresh is not None:
+                fresh.password_hash = hash_password(password)
+        db.session.refresh(user)
+    return user
 
 
 def record_sign_in(user: User) -> None:

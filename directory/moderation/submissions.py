@@ -4,13 +4,16 @@ the seed data (published directly, with its history entry)."""
 from __future__ import annotations
 
 import hashlib
+import hmac
+import ipaddress
 import json
 import logging
 import secrets
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from flask import current_app
+from sqlalchemy import func, select
 
 from .. import duplicates
 from ..db import writing
@@ -27,12 +30,59 @@ from ..models import (
     SubmissionType,
 )
 from .audit import record
+from .errors import ModerationError
 from .upkeep import add_verification
 
 log = logging.getLogger(__name__)
 
 ADDRESS_FIELDS = ("street", "city", "region", "postal_code", "country")
 REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread over the phone
+
+
+class SubmissionsPaused(ModerationError):
+    """Too many submissions wait for a moderator, from this sender or from everyone: a flood
+    from many addresses must not bury the queue. The message is for the person sending."""
+
+
+PAUSED_FOR_SENDER = (
+    "You have sent many suggestions that are still waiting for a moderator, so we can't take "
+    "more from you just now. Please try again in a few days, once they have been looked at. "
+    "What you typed is still in the form below."
+)
+PAUSED_FOR_EVERYONE = (
+    "So many suggestions are waiting for a moderator that new ones are paused for now. "
+    "Please try again in a few days. What you typed is still in the form below."
+)
+
+
+def client_hash(address: str | None) -> str | None:
+    """HMAC-SHA256 of the sender's address, keyed with SECRET_KEY. An IPv6 address counts as
+    its /64 network, which one household or server usually holds whole."""
+    if not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+        text = str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
+    except ValueError:
+        text = address
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+def _check_pending_cap(sender: str | None) -> None:
+    """Raise SubmissionsPaused at PENDING_SUBMISSIONS_PER_ADDRESS for this sender or
+    PENDING_SUBMISSIONS_MAX in all; both counted in SQL on indexes."""
+    pending = select(func.count()).select_from(Submission)
+    pending = pending.where(Submission.status == SubmissionStatus.PENDING)
+    if sender is not None:
+        per_sender = int(current_app.config.get("PENDING_SUBMISSIONS_PER_ADDRESS", 20))
+        mine = db.session.scalar(pending.where(Submission.client_hash == sender)) or 0
+        if mine >= per_sender:
+            raise SubmissionsPaused(PAUSED_FOR_SENDER)
+    if (db.session.scalar(pending) or 0) >= int(
+        current_app.config.get("PENDING_SUBMISSIONS_MAX", 20000)
+    ):
+        raise SubmissionsPaused(PAUSED_FOR_EVERYONE)
 
 
 def _reference() -> str:
@@ -88,9 +138,12 @@ def submit(
     note: str | None = None,
     relation: str | None = None,
     email: str | None = None,
+    client_address: str | None = None,
 ) -> tuple[Submission, bool]:
     """Store what a member of the public sent, as pending. Returns (submission, created):
-    an identical pending one (a double click, a resent form) is returned, not stored again."""
+    an identical pending one (a double click, a resent form) is returned, not stored again.
+    Raises SubmissionsPaused when too many wait already (see _check_pending_cap)."""
+    sender = client_hash(client_address)
     sub_type = SubmissionType.CORRECTION if listing else SubmissionType.NEW
     digest = content_hash(
         {
@@ -119,6 +172,7 @@ def submit(
         )
         if existing is not None:
             return existing, False
+        _check_pending_cap(sender)
         sub = Submission(
             reference=_reference(),
             type=sub_type,
@@ -135,6 +189,7 @@ def submit(
             if sub_type == SubmissionType.NEW
             else [],
             content_hash=digest,
+            client_hash=sender,
         )
         db.session.add(sub)
         db.session.flush()

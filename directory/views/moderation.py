@@ -37,6 +37,7 @@ from ..forms import (
     MergeForm,
     PinForm,
     ReasonForm,
+    RoleForm,
     StatusForm,
     VerifyForm,
     form_class,
@@ -341,11 +342,14 @@ def audit_csv() -> ResponseReturnValue:
 
 
 def _accounts_page(form: AccountForm, status: int = 200) -> ResponseReturnValue:
+    users = moderation.all_accounts()
     return render_template(
         "moderation/accounts.html",
         form=form,
-        users=moderation.all_accounts(),
+        users=users,
         action_form=ActionForm(),
+        # One role form per account, showing its current role.
+        role_forms={u.id: RoleForm(formdata=None, data={"role": u.role.value}) for u in users},
     ), status
 
 
@@ -380,3 +384,20 @@ def toggle_active(user_id: int) -> ResponseReturnValue:
         flash(str(exc), "error")
         return _accounts_page(AccountForm(formdata=None), 400)
     return _done("Account updated.", url_for(".accounts"))
+
+
+@bp.post("/accounts/<int:user_id>/role")
+@admin_required
+def set_role(user_id: int) -> ResponseReturnValue:
+    form = RoleForm()
+    if not form.validate_on_submit():
+        flash("Choose Moderator or Admin.", "error")
+        return _accounts_page(AccountForm(formdata=None), 400)
+    try:
+        user = moderation.set_role(user_id, moderation.known(Role, form.role.data), actor=_user())
+    except moderation.NotFound:
+        abort(404)
+    except moderation.ModerationError as exc:
+        flash(str(exc), "error")
+        return _accounts_page(AccountForm(formdata=None), 400)
+    return _done(f"{user.username} is now {user.role.label.lower()}.", url_for(".accounts"))

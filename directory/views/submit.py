@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, redirect, render_template, url_for
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
+from flask_limiter.util import get_remote_address
 
 from .. import moderation
 from ..extensions import limiter
@@ -19,8 +20,18 @@ def _submission_limit() -> str:
     return current_app.config["SUBMISSION_RATE_LIMIT"]
 
 
-# Only POSTs count: reading the form, or fixing a typo it pointed out, must not use up the budget.
-limit_posts = limiter.limit(_submission_limit, methods=["POST"], scope="public-submissions")
+def _accepted(response: Response) -> bool:
+    # An accepted submission redirects to its reference; a form sent back with errors (400),
+    # or refused at the pending cap (429), costs nothing.
+    return response.status_code == 303
+
+
+# One budget per address for every public submission, new listings and corrections together
+# (a shared limit), and only POSTs that were accepted count: reading the form, or fixing a typo
+# it pointed out, must not use up the budget.
+limit_posts = limiter.shared_limit(
+    _submission_limit, scope="public-submissions", methods=["POST"], deduct_when=_accepted
+)
 
 
 @bp.get("/")
@@ -47,22 +58,30 @@ def _form_page(kind: Kind, listing: Listing | None) -> ResponseReturnValue:
     """The suggestion form (a correction when `listing` is given): show it, or store what was
     sent as pending and show the reference; on an error, show every message and keep it all."""
     form = form_class(kind.value, correction=listing is not None)()
+    paused: str | None = None
     if listing is not None and not form.is_submitted():
         form.fill(to_data(listing))
     elif form.validate_on_submit():
-        sub, _created = moderation.submit(
-            listing_kind=kind,
-            listing=listing,
-            data=form.to_data(),
-            geocoding=geocoder(),
-            problem=form.problem.data if listing is not None else None,
-            note=form.note.data or None,
-            relation=form.submitter_relation.data or None,
-            email=(form.submitter_email.data or "").lower() or None,
-        )
-        return redirect(url_for("submit.sent", reference=sub.reference), code=303)
-    page = render_template("submit/listing_form.html", form=form, kind=kind, listing=listing)
-    return page, (400 if form.errors else 200)
+        try:
+            sub, _created = moderation.submit(
+                listing_kind=kind,
+                listing=listing,
+                data=form.to_data(),
+                geocoding=geocoder(),
+                problem=form.problem.data if listing is not None else None,
+                note=form.note.data or None,
+                relation=form.submitter_relation.data or None,
+                email=(form.submitter_email.data or "").lower() or None,
+                client_address=get_remote_address(),
+            )
+        except moderation.SubmissionsPaused as exc:
+            paused = str(exc)  # the form comes back as typed, with the reason at the top
+        else:
+            return redirect(url_for("submit.sent", reference=sub.reference), code=303)
+    page = render_template(
+        "submit/listing_form.html", form=form, kind=kind, listing=listing, paused=paused
+    )
+    return page, (429 if paused else 400 if form.errors else 200)
 
 
 @bp.get("/sent/<reference>")
