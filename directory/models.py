@@ -363,6 +363,11 @@ class Submission(Model):
     __table_args__ = (
         Index("ix_submissions_status_created", "status", "created_at"),
         Index("ix_submissions_content_hash", "content_hash"),
+        # Duplicate detection's lookups (directory/duplicates.py): by NPI, by phone, and the
+        # pending ones inside a box around a point (status first: only pending ones are asked).
+        Index("ix_submissions_npi", "npi"),
+        Index("ix_submissions_phone_digits", "phone_digits"),
+        Index("ix_submissions_status_lat_lon", "status", "lat", "lon"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(16), unique=True)
@@ -378,6 +383,14 @@ class Submission(Model):
     geocode_error: Mapped[str | None] = mapped_column(String(300))
     duplicates: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     content_hash: Mapped[str] = mapped_column(String(64))
+    # Copies of what duplicate detection compares, from `data` and `place`, written by
+    # directory/duplicates.py whenever a submission is written, so it can ask indexed
+    # questions instead of reading every pending submission's JSON.
+    npi: Mapped[str | None] = mapped_column(String(10))
+    phone_digits: Mapped[str | None] = mapped_column(String(40))  # the form allows 40 characters
+    name_key: Mapped[str | None] = mapped_column(Text)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
     status: Mapped[SubmissionStatus] = mapped_column(
         _enum(SubmissionStatus, 12), default=SubmissionStatus.PENDING
     )
