@@ -28,8 +28,17 @@ def upgrade():
     op.add_column('submissions', sa.Column('lat', sa.Float(), nullable=True))
     op.add_column('submissions', sa.Column('lon', sa.Float(), nullable=True))
     _backfill()
-    op.create_index('ix_submissions_npi', 'submissions', ['npi'], unique=False)
-    op.create_index('ix_submissions_phone_digits', 'submissions', ['phone_digits'], unique=False)
+    # Status in every lookup's index: SQLite, without statistics, otherwise answers
+    # "content_hash = ? AND status = ?" (and the NPI and phone lookups) through the status-first
+    # box index below, reading every pending row. See the model.
+    op.drop_index('ix_submissions_content_hash', table_name='submissions')
+    op.create_index(
+        'ix_submissions_content_hash', 'submissions', ['content_hash', 'status'], unique=False
+    )
+    op.create_index('ix_submissions_npi', 'submissions', ['npi', 'status'], unique=False)
+    op.create_index(
+        'ix_submissions_phone_digits', 'submissions', ['phone_digits', 'status'], unique=False
+    )
     op.create_index(
         'ix_submissions_status_lat_lon', 'submissions', ['status', 'lat', 'lon'], unique=False
     )
@@ -88,6 +97,8 @@ def downgrade():
     op.drop_index('ix_submissions_status_lat_lon', table_name='submissions')
     op.drop_index('ix_submissions_phone_digits', table_name='submissions')
     op.drop_index('ix_submissions_npi', table_name='submissions')
+    op.drop_index('ix_submissions_content_hash', table_name='submissions')
+    op.create_index('ix_submissions_content_hash', 'submissions', ['content_hash'], unique=False)
     # Plain DROP COLUMN (SQLite 3.35+), not batch mode: a rebuilt `submissions` would have to
     # be dropped while audit_log's foreign keys point at it.
     for column in ('lon', 'lat', 'name_key', 'phone_digits', 'npi'):
