@@ -375,6 +375,7 @@ class Load:
 
 
 TOKEN = re.compile(rb'name="csrf_token" type="hidden" value="([^"]+)"')
+ERROR = re.compile(rb'<p class="error" id="([^"]+)">([^<]*)</p>')
 
 
 def client(
@@ -397,7 +398,8 @@ def client(
         status, _headers, page = request(server.host, server.port, "POST", path, body, cookie)
         seconds = time.perf_counter() - t0
         if status != 303 and len(errors) < 5:
-            errors.append(f"{kind} {status}: {page[:300]!r}")
+            said = [b": ".join(m).decode() for m in ERROR.findall(page)] or [repr(page[:200])]
+            errors.append(f"{kind} {status}: {' '.join(said)} (sent {form})")
         out.append(Sent(kind, form["note"], status, t0, seconds, expect))
 
 
@@ -482,6 +484,7 @@ def verify(url: str, run: str, sent: list[Sent]) -> dict[str, Any]:
         "planted": len(planted),
         "planted_found": len(found),
         "missed": [s.kind for s in planted if s not in found][:10],
+        "refused": sum(1 for s in sent if s.status != 303),
     }
 
 
@@ -515,15 +518,16 @@ def database_urls(args: argparse.Namespace) -> dict[str, str]:
 def table(results: dict[tuple[str, str], dict]) -> str:
     lines = [
         "| database | code | accepted/s | median ms | p95 ms | kept | planted duplicates found "
-        "| client CPU ms/req | server CPU ms/req |",
-        "|---|---|---:|---:|---:|---|---|---:|---:|",
+        "| not accepted | client CPU ms/req | gunicorn CPU ms/req | load average |",
+        "|---|---|---:|---:|---:|---|---|---:|---:|---:|---:|",
     ]
     for (database, code), r in results.items():
         lines.append(
             f"| {database} | {code} | {r['per_second']:.1f} | {r['median_ms']:.0f} "
             f"| {r['p95_ms']:.0f} | {r['kept']}/{r['accepted_total']} "
-            f"| {r['planted_found']}/{r['planted']} | {r['client_cpu_ms_per_request']:.2f} "
-            f"| {r['server_cpu_ms_per_request']:.1f} |"
+            f"| {r['planted_found']}/{r['planted']} | {r['refused']} "
+            f"| {r['client_cpu_ms_per_request']:.2f} "
+            f"| {r['server_cpu_ms_per_request']:.1f} | {r['load_average']:.1f} |"
         )
     for database in {d for d, _ in results}:
         before, after = results.get((database, "before")), results.get((database, "after"))
