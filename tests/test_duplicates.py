@@ -127,10 +127,24 @@ def test_indexed_find_agrees_with_comparing_every_pending_submission(app) -> Non
     assert reasons == {"same NPI", "same phone", "similar name within 1 km"}
 
 
-def test_a_submission_across_the_180th_meridian_is_nearby() -> None:
+def test_a_submission_across_the_180th_meridian_is_nearby(app) -> None:
     # The box around a point next to the antimeridian wraps: both sides are asked.
-    statement = str(duplicates._pending_near(0.0, 179.999).compile())
-    assert " OR " in statement
+    db.session.add(
+        Submission(
+            reference="T-FIJI",
+            type=SubmissionType.NEW,
+            listing_kind=Kind.PHARMACY,
+            data={"name": "Taveuni Compounding"},
+            place={"lat": -16.8, "lon": -179.9995},
+            content_hash="x",
+        )
+    )
+    db.session.commit()
+    (other,) = db.session.scalars(select(Submission.id))
+    # About 110 m away, on the other side of the meridian.
+    found = duplicates.find({"name": "Taveuni Pharmacy"}, {"lat": -16.8, "lon": 179.9995})
+    assert found == [{"type": "submission", "id": other, "reasons": ["similar name within 1 km"]}]
+    assert duplicates.find({"name": "Taveuni Pharmacy"}, {"lat": -16.8, "lon": 179.98}) == []
 
 
 def _statements_of(call: Any) -> list[tuple[str, Any]]:
