@@ -10,7 +10,7 @@ import re
 import unicodedata
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, event, or_, select
 
 from . import geomath, spatial
 from .extensions import db
@@ -35,10 +35,61 @@ def name_key(name: str) -> str:
 
 
 def similar_names(a: str, b: str) -> bool:
-    ka, kb = name_key(a), name_key(b)
+    return similar_keys(name_key(a), name_key(b))
+
+
+def similar_keys(ka: str | None, kb: str | None) -> bool:
+    """Two name keys (name_key) are the same name, or close enough to be worth a look."""
     if not ka or not kb:
         return False
-    return ka == kb or difflib.SequenceMatcher(None, ka, kb).ratio() >= NAME_SIMILARITY
+    if ka == kb:
+        return True
+    matcher = difflib.SequenceMatcher(None, ka, kb)
+    # The quick ratios are upper bounds of ratio(): most pairs are told apart without it.
+    return (
+        matcher.real_quick_ratio() >= NAME_SIMILARITY
+        and matcher.quick_ratio() >= NAME_SIMILARITY
+        and matcher.ratio() >= NAME_SIMILARITY
+    )
+
+
+def submission_keys(data: dict[str, Any], place: dict[str, Any] | None) -> dict[str, Any]:
+    """What find() asks about a submission, as stored in its own indexed columns."""
+    npi = data.get("npi")
+    lat: Any = (place or {}).get("lat")
+    lon: Any = (place or {}).get("lon")
+    located = isinstance(lat, int | float) and isinstance(lon, int | float)
+    return {
+        # An NPI is ten digits (the forms check it); anything else can never equal one.
+        "npi": npi if isinstance(npi, str) and 0 < len(npi) <= 10 else None,
+        "phone_digits": phone_digits(data.get("phone")) or None,
+        "name_key": name_key(data.get("name") or "") or None,
+        "lat": float(lat) if located else None,
+        "lon": float(lon) if located else None,
+    }
+
+
+@event.listens_for(Submission, "before_insert")
+@event.listens_for(Submission, "before_update")
+def _store_keys(_mapper: Any, _connection: Any, sub: Submission) -> None:
+    # On every write, whichever code wrote it (the public forms, the NPI registry's import,
+    # tests), so the keys never disagree with the submission's data and place.
+    for column, value in submission_keys(sub.data or {}, sub.place).items():
+        setattr(sub, column, value)
+
+
+def _pending_near(lat: float, lon: float) -> Select[int, float | None, float | None, str | None]:
+    # A box a little larger than the circle (the exact distance is checked after), read
+    # through ix_submissions_status_lat_lon as directory/spatial.py reads listings.
+    box = geomath.box_around(lat, lon, NEARBY_KM * 1.01)
+    across = box.west > box.east  # the box crosses the 180th meridian
+    return select(Submission.id, Submission.lat, Submission.lon, Submission.name_key).where(
+        Submission.status == SubmissionStatus.PENDING,
+        Submission.lat.between(box.south, box.north),
+        or_(Submission.lon >= box.west, Submission.lon <= box.east)
+        if across
+        else Submission.lon.between(box.west, box.east),
+    )
 
 
 def find(
@@ -48,6 +99,8 @@ def find(
     exclude_listing: int | None = None,
     exclude_submission: int | None = None,
 ) -> list[dict[str, Any]]:
+    """Listings and pending submissions that may be the same place: each by an index, so the
+    cost does not grow with the queue."""
     found: dict[tuple[str, int], list[str]] = {}
 
     def add(kind: str, ident: int, reason: str) -> None:
@@ -59,43 +112,50 @@ def find(
         if reason not in reasons:
             reasons.append(reason)
 
-    npi = data.get("npi")
-    digits = phone_digits(data.get("phone"))
+    keys = submission_keys(data, place)
+    npi, digits, key = keys["npi"], keys["phone_digits"], keys["name_key"]
+    lat, lon = keys["lat"], keys["lon"]
+    pending = Submission.status == SubmissionStatus.PENDING
     if npi:
         for ident in db.session.scalars(select(Listing.id).where(Listing.npi == npi)):
             add("listing", ident, "same NPI")
     if digits:
         for ident in db.session.scalars(select(Listing.id).where(Listing.phone_digits == digits)):
             add("listing", ident, "same phone")
-    lat, lon = (place or {}).get("lat"), (place or {}).get("lon")
-    name = data.get("name") or ""
-    if lat is not None and lon is not None and name:
+    if lat is not None and lon is not None and key:
         nearby = spatial.nearest(lat, lon, NEARBY_KM, limit=50).hits
         if nearby:
             rows = db.session.execute(
                 select(Listing.id, Listing.name).where(Listing.id.in_([i for i, _ in nearby]))
             )
             for ident, other in rows:
-                if similar_names(name, other):
+                if similar_keys(key, name_key(other)):
                     add("listing", ident, "similar name within 1 km")
-    pending = db.session.scalars(
-        select(Submission).where(Submission.status == SubmissionStatus.PENDING)
-    )
-    for sub in pending:
-        sent: dict[str, Any] = sub.data or {}
-        if npi and sent.get("npi") == npi:
-            add("submission", sub.id, "same NPI")
-        if digits and phone_digits(sent.get("phone")) == digits:
-            add("submission", sub.id, "same phone")
-        op = sub.place or {}
-        if (
-            lat is not None
-            and lon is not None
-            and op.get("lat") is not None
-            and geomath.distance_km(lat, lon, op["lat"], op["lon"]) <= NEARBY_KM
-            and similar_names(name, sent.get("name") or "")
+    # Pending submissions, each reason added in the same order for one submission as listings'.
+    by_sub: dict[int, set[str]] = {}
+    if npi:
+        for ident in db.session.scalars(
+            select(Submission.id).where(Submission.npi == npi, pending)
         ):
-            add("submission", sub.id, "similar name within 1 km")
+            by_sub.setdefault(ident, set()).add("same NPI")
+    if digits:
+        for ident in db.session.scalars(
+            select(Submission.id).where(Submission.phone_digits == digits, pending)
+        ):
+            by_sub.setdefault(ident, set()).add("same phone")
+    if lat is not None and lon is not None and key:
+        for ident, olat, olon, okey in db.session.execute(_pending_near(lat, lon)):
+            if (
+                olat is not None
+                and olon is not None
+                and geomath.distance_km(lat, lon, olat, olon) <= NEARBY_KM
+                and similar_keys(key, okey)
+            ):
+                by_sub.setdefault(ident, set()).add("similar name within 1 km")
+    for ident in sorted(by_sub):
+        for reason in ("same NPI", "same phone", "similar name within 1 km"):
+            if reason in by_sub[ident]:
+                add("submission", ident, reason)
     return [
         {"type": kind, "id": ident, "reasons": reasons}
         for (kind, ident), reasons in sorted(found.items())

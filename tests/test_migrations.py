@@ -263,3 +263,48 @@ def test_down_and_up_again_with_data_keeps_it(fresh) -> None:
     upgrade()
     assert {"listings", "submissions", "audit_log"} <= set(inspect(db.engine).get_table_names())
     assert all(rows == [] for rows in _snapshot().values())
+
+
+def test_0010_backfills_the_duplicate_keys_of_existing_submissions(fresh) -> None:
+    import json
+
+    from sqlalchemy import text
+
+    upgrade(revision="0006")
+    rows = [
+        (
+            1,
+            {"name": "The Cedar Apothecary LLC", "phone": "(205) 555-0101"},
+            {"lat": 33.5, "lon": -86.8},
+        ),
+        (2, {"name": "Dr. Zoë Ávila", "npi": "1234567893", "phone": "+12055550100"}, None),
+        (3, {"name": "", "phone": None}, {"lat": None, "lon": None}),
+    ]
+    with db.engine.begin() as conn:
+        for sub_id, data, place in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO submissions (id, reference, type, listing_kind, data, place, "
+                    "duplicates, content_hash, status, created_at) VALUES (:id, :ref, 'new', "
+                    "'pharmacy', :data, :place, '[]', 'x', 'pending', CURRENT_TIMESTAMP)"
+                ),
+                {
+                    "id": sub_id,
+                    "ref": f"LDN-{sub_id}",
+                    "data": json.dumps(data),
+                    "place": json.dumps(place) if place is not None else None,
+                },
+            )
+    upgrade()
+    with db.engine.connect() as conn:
+        got = conn.execute(
+            text("SELECT id, npi, phone_digits, name_key, lat, lon FROM submissions ORDER BY id")
+        ).all()
+    assert [tuple(r) for r in got] == [
+        (1, None, "2055550101", "cedar", 33.5, -86.8),
+        (2, "1234567893", "2055550100", "zoe avila", None, None),
+        (3, None, None, None, None, None),
+    ]
+    downgrade(revision="0006")
+    columns = {c["name"] for c in inspect(db.engine).get_columns("submissions")}
+    assert not columns & {"npi", "phone_digits", "name_key", "lat", "lon"}
