@@ -417,6 +417,9 @@ class AuditEntry(Model):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     reason: Mapped[str | None] = mapped_column(Text)
 
+    # Read only, for the reference the log and the histories show.
+    submission: Mapped[Submission | None] = relationship(viewonly=True)
+
     @staticmethod
     def words(action: str) -> str:
         """An action as the log's table, its filter and a listing's history all show it."""

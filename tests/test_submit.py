@@ -218,7 +218,7 @@ def test_unicode_names_are_kept_exactly(client, name, city, country, state, post
     if country == "BR":
         assert sub.place["label"] == "São Paulo, BR"
     # Published, the name and its page work too.
-    listing = moderation.approve(sub.id, builders.user())
+    listing = moderation.approve(sub.id, builders.user()).listing
     page = html(client.get(f"/pharmacies/{listing.id}-{listing.slug}"))
     assert page.select_one("h1").get_text(strip=True) == name
     assert listing.slug == {"US": "zoe-s-apotheke", "BR": "sao-paulo-farmacia"}[country]
@@ -450,7 +450,7 @@ def test_the_submitters_email_never_appears_publicly(client) -> None:
     )
     (_, new_sub) = submissions()
     assert new_sub.reference == new and new_sub.submitter_email == PRIVATE_EMAIL
-    published = moderation.approve(new_sub.id, builders.user())
+    published = moderation.approve(new_sub.id, builders.user()).listing
     pages = [
         client.get(sent.headers["Location"]),
         client.get(f"/suggest/sent/{new}"),
@@ -722,7 +722,7 @@ def test_markup_in_every_text_field_is_stored_as_text_and_escaped(client) -> Non
         stored = sub.note if name == "note" else sub.data[name]
         assert stored == value, name
     # Published, it is shown as text on every public page and returned as text by the API.
-    listing = moderation.approve(sub.id, builders.user())
+    listing = moderation.approve(sub.id, builders.user()).listing
     for path in (
         f"/prescribers/{listing.id}-{listing.slug}",
         "/search?near=35233",
@@ -752,7 +752,7 @@ def test_markup_in_pharmacy_text_fields(client) -> None:
     sent_reference(post(client, "pharmacy", form))
     (sub,) = submissions()
     assert sub.data["region"] == SCRIPT and sub.data["price_notes"] == SCRIPT
-    listing = moderation.approve(sub.id, builders.user())
+    listing = moderation.approve(sub.id, builders.user()).listing
     body = client.get(f"/pharmacies/{listing.id}-{listing.slug}").data
     assert b"<script>alert" not in body and b"<b>bold</b>" not in body
     assert b"&lt;script&gt;alert" in body

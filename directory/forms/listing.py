@@ -432,7 +432,12 @@ class PharmacyCorrectionForm(CorrectionMixin, PharmacyForm):
 
 
 class PrescriberCorrectionForm(CorrectionMixin, PrescriberForm):
-    pass
+    # "It doesn't make LDN" is about pharmacies: a prescriber has no such fact to correct.
+    problem = RadioField(
+        "What's the problem?",
+        choices=[c for c in Problem.choices() if c[0] != Problem.NO_LDN],
+        validators=[InputRequired("Please choose what kind of problem it is.")],
+    )
 
 
 def form_class(kind: str, *, correction: bool = False) -> type[PharmacyForm] | type[PrescriberForm]:
