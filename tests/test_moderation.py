@@ -126,7 +126,7 @@ def test_correction_applies_only_the_chosen_fields(app, mod) -> None:
     assert changed == {"name", "sr_policy", "phone"}
     moderation.approve(sub.id, mod, fields=["name", "sr_policy"])
     db.session.refresh(p)
-    assert p.name == "New Name" and p.sr_policy.value == "ir_only" and p.phone == "(205) 555-0100"
+    assert p.name == "New Name" and p.sr_policy.value == "ir_only" and p.phone == "+12055550100"
     entry = db.session.scalars(
         select(AuditEntry).where(AuditEntry.action == "approve_correction")
     ).one()
@@ -545,7 +545,7 @@ def test_audit_filter_form(signed_in) -> None:
     signed_in.post("/logout")
     signed_in.post("/login", data={"username": "boss", "password": PASSWORD})
     doc = html(signed_in.get(f"/moderation/audit?listing={b.id}&action=status"))
-    assert [td.get_text() for td in doc.select("tbody tr td:nth-of-type(5)")] == ["Closed too"]
+    assert [td.get_text() for td in doc.select("tbody tr td:nth-of-type(6)")] == ["Closed too"]
     assert doc.select_one("#action option[selected]")["value"] == "status"
     for query, field_id in (("since=2026-13-45", "since"), ("listing=abc", "listing")):
         bad = signed_in.get(f"/moderation/audit?{query}")
@@ -571,13 +571,15 @@ def test_the_log_its_filter_and_a_history_name_an_action_in_the_same_words(signe
     )
     moderation.remove_flag(p.id, flag.id, mod, "Taken off the list")
     history = html(signed_in.get(f"/moderation/listings/{p.id}")).select_one("ol.history")
-    assert "flag remove" in history.get_text(" ") and "flag_remove" not in history.get_text()
+    words = AuditEntry.words("flag_remove")
+    assert words == "removed a reliability flag"
+    assert words in history.get_text(" ") and "flag_remove" not in history.get_text()
     signed_in.post("/logout")
     signed_in.post("/login", data={"username": boss.username, "password": PASSWORD})
     doc = html(signed_in.get("/moderation/audit?action=flag_remove"))
-    assert [td.get_text() for td in doc.select("tbody tr td:nth-of-type(3)")] == ["flag remove"]
+    assert [td.get_text() for td in doc.select("tbody tr td:nth-of-type(3)")] == [words]
     chosen = doc.select_one("#action option[selected]")
-    assert (chosen["value"], chosen.get_text()) == ("flag_remove", "flag remove")
+    assert (chosen["value"], chosen.get_text()) == ("flag_remove", words)
 
 
 def test_an_admin_cannot_deactivate_themself(client) -> None:
@@ -632,7 +634,7 @@ def test_listing_history_and_audit_csv(signed_in, auth) -> None:
     p = builders.pharmacy(name="History Pharmacy")
     moderation.set_status(p.id, mod, "temporarily_closed", '=HYPERLINK("evil")')
     doc = html(signed_in.get(f"/moderation/listings/{p.id}"))
-    assert "temporarily closed" in doc.select_one("ol.history").get_text(" ").replace("_", " ")
+    assert "Open → Temporarily closed" in doc.select_one("ol.history").get_text(" ")
     assert auth.logout().status_code == 303
     assert auth.login(admin.username).status_code == 303
     csv_text = signed_in.get("/moderation/audit.csv?action=status").get_data(as_text=True)

@@ -133,7 +133,7 @@ def _review_page(review: moderation.Review, status: int = 200, **forms: Any) -> 
     return render_template("moderation/review.html", **context), status
 
 
-def _resolutions(review: moderation.Review) -> list[Resolution]:
+def _resolutions(review: moderation.Review) -> list[tuple[str, str]]:
     """The one-step decisions a correction can take, the one its problem asks for first."""
     sub = review.submission
     if sub.type != SubmissionType.CORRECTION or sub.listing is None:
@@ -142,7 +142,7 @@ def _resolutions(review: moderation.Review) -> list[Resolution]:
         r for r in Resolution if not (r == Resolution.NOT_LDN and sub.listing_kind != Kind.PHARMACY)
     ]
     wanted = SUGGESTED_RESOLUTION.get(sub.problem_term) if sub.problem_term else None
-    return sorted(offered, key=lambda r: r != wanted)
+    return [(r.value, r.label) for r in sorted(offered, key=lambda r: r != wanted)]
 
 
 @bp.get("/submissions/<int:submission_id>")
@@ -175,9 +175,8 @@ def resolve(submission_id: int) -> ResponseReturnValue:
     review = moderation.review(submission_id)
     sub = review.submission
     form = ResolveForm()
-    if not form.validate_on_submit() or Resolution.parse(form.resolution.data) not in (
-        _resolutions(review)
-    ):
+    offered = [value for value, _ in _resolutions(review)]
+    if not form.validate_on_submit() or form.resolution.data not in offered:
         if not form.resolution.errors:
             form.resolution.errors = ["That decision isn't offered for this submission."]
         return _review_page(review, 400, resolve_form=form)
