@@ -7,7 +7,9 @@ Create Date: 2026-12-01 16:30:00
 Data only, no schema change. Every phone becomes E.164 (+12055550100), the one form the app
 stores and compares; pages format it for reading. A number that doesn't parse is left as it
 was (a moderator sees it as written). The listings' phone_digits copy is kept by its trigger
-and gives the same digits as before (a US number's leading 1 dropped).
+and gives the same digits as before for US numbers (the leading 1 dropped); a foreign number
+written nationally (020 ...) now has its country code's digits (44 20 ...), like the same
+number written internationally always had.
 
 The downgrade keeps E.164: the old code shows it and dials it as written, and the format each
 number had before is not recorded anywhere, so there is nothing true to go back to.
