@@ -234,3 +234,40 @@ def test_every_moderation_form_refuses_a_forged_choice_with_a_400(client, auth) 
     db.session.expire_all()
     assert moderation.get_submission(sub.id).status == SubmissionStatus.PENDING
     assert db.session.get(Listing, p.id).status == Status.OPEN
+
+
+# --- the queue at scale ---------------------------------------------------------------------
+
+
+def test_the_queue_pages_and_counts_in_sql_as_the_rows_say(signed_in, monkeypatch) -> None:
+    from directory.moderation import queue as queue_module
+
+    monkeypatch.setattr(queue_module, "QUEUE_PAGE", 4)
+    twin = builders.pharmacy(phone="(205) 555-0777")
+    base = to_data(twin) | {"city": "Seattle", "region": "US-WA", "postal_code": "98101"}
+    names = ["Alder", "Birch", "Cedar", "Dogwood", "Elm", "Fir", "Ginkgo", "Hazel", "Ivy"]
+    sent = []
+    for i, name in enumerate(names):
+        data = base | {"name": f"{name} Apothecary", "phone": f"(206) 555-01{i:02d}"}
+        if i % 3 == 0:
+            data["phone"] = twin.phone  # a possible duplicate of `twin`
+        sub, _ = moderation.submit(listing_kind=Kind.PHARMACY, data=data, geocoding=Geocoding())
+        sent.append(sub)
+    sent.append(report(builders.pharmacy(), "closed"))
+    counts = moderation.queue_counts()
+    # The oracle: the rows themselves, counted in Python.
+    assert counts["pending"] == 10 and counts["corrections"] == 1 and counts["new"] == 9
+    assert counts["duplicates"] == sum(1 for s in sent if s.duplicates) == 3
+
+    page = moderation.queue_page(1, per_page=4)
+    assert (page.page, page.pages, page.has_next, page.has_previous) == (1, 3, True, False)
+    seen = []
+    for number in (1, 2, 3):
+        doc = html(signed_in.get(f"/moderation/?page={number}"))
+        seen += [a.get_text(strip=True) for a in doc.select("table.queue-table td:first-child a")]
+    assert seen == [s.reference for s in sent]  # oldest first, each once
+    last = html(signed_in.get("/moderation/?page=3"))
+    assert last.select_one("a[rel=prev]") and not last.select_one("a[rel=next]")
+    # A page past the end, or not a number, shows a real page rather than an error.
+    assert signed_in.get("/moderation/?page=999").status_code == 200
+    assert signed_in.get("/moderation/?page=abc").status_code == 200
