@@ -222,6 +222,8 @@ def approve(
         apply_data(listing, values)
         db.session.add(listing)
         db.session.flush()
+        # A new listing's submission points at what it became, for its review page's link.
+        sub.listing_id = listing.id
         if method is not None:
             add_verification(
                 listing, date.today(), method, moderator, note=f"On approving {sub.reference}"
