@@ -133,7 +133,7 @@ def _review_page(review: moderation.Review, status: int = 200, **forms: Any) -> 
     return render_template("moderation/review.html", **context), status
 
 
-def _resolutions(review: moderation.Review) -> list[tuple[str, str]]:
+def _resolutions(review: moderation.Review) -> list[tuple[str, str, bool]]:
     """The one-step decisions a correction can take, the one its problem asks for first."""
     sub = review.submission
     if sub.type != SubmissionType.CORRECTION or sub.listing is None:
@@ -142,7 +142,8 @@ def _resolutions(review: moderation.Review) -> list[tuple[str, str]]:
         r for r in Resolution if not (r == Resolution.NOT_LDN and sub.listing_kind != Kind.PHARMACY)
     ]
     wanted = SUGGESTED_RESOLUTION.get(sub.problem_term) if sub.problem_term else None
-    return [(r.value, r.label) for r in sorted(offered, key=lambda r: r != wanted)]
+    # (value, label, whether the report asks for it): only that one is the prominent button.
+    return [(r.value, r.label, r == wanted) for r in sorted(offered, key=lambda r: r != wanted)]
 
 
 @bp.get("/submissions/<int:submission_id>")
@@ -175,7 +176,7 @@ def resolve(submission_id: int) -> ResponseReturnValue:
     review = moderation.review(submission_id)
     sub = review.submission
     form = ResolveForm()
-    offered = [value for value, _ in _resolutions(review)]
+    offered = [value for value, _, _ in _resolutions(review)]
     if not form.validate_on_submit() or form.resolution.data not in offered:
         if not form.resolution.errors:
             form.resolution.errors = ["That decision isn't offered for this submission."]
