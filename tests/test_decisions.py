@@ -271,3 +271,16 @@ def test_the_queue_pages_and_counts_in_sql_as_the_rows_say(signed_in, monkeypatc
     # A page past the end, or not a number, shows a real page rather than an error.
     assert signed_in.get("/moderation/?page=999").status_code == 200
     assert signed_in.get("/moderation/?page=abc").status_code == 200
+
+
+def test_listings_due_are_counted_up_to_a_cap_and_the_page_says_so(signed_in, monkeypatch) -> None:
+    from directory.moderation import queue as queue_module
+
+    for _ in range(3):
+        builders.pharmacy()  # never verified: due
+    assert moderation.queue_counts()["reverify"] == 3
+    monkeypatch.setattr(queue_module, "DUE_COUNT_CAP", 2)
+    counts = moderation.queue_counts()
+    assert (counts["reverify"], counts["reverify_capped"]) == (2, 1)
+    text = html(signed_in.get("/moderation/")).select_one("ul.counts").get_text(" ", strip=True)
+    assert "2 or more listings due for re-verification" in text

@@ -14,8 +14,9 @@ from ..models import Listing, Status, Submission, SubmissionStatus, SubmissionTy
 
 QUEUE_PAGE = 50
 # Counting every unverified listing of a million-listing directory takes a scan; past this
-# many the queue says "10,000 or more", which is all a moderator needs to know.
-DUE_COUNT_CAP = 10_000
+# many the queue says "1,000 or more", which is all a moderator needs to know (counting
+# 10,000 took 140 ms at 1M listings: each row is read for its status).
+DUE_COUNT_CAP = 1_000
 
 
 def _waiting() -> ColumnElement[bool]:
