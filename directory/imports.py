@@ -468,6 +468,9 @@ class _Importer:
         if errors:
             name, messages = next(iter(errors.items()))
             raise Refused(f"{name}: {messages[0].rstrip('.')}")
+        # Compared and stored in the one form phones take (E.164), however the file wrote it.
+        if merged.get("phone"):
+            merged["phone"] = validation.stored_phone(merged["phone"], merged.get("country"))
         flags = list(parsed.flags or [])
         if self.curated:
             flags.append(self.curated.flag())

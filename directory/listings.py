@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeVar
 from flask import has_request_context, request, url_for
 from sqlalchemy import select
 
+from . import validation
 from .extensions import db
 from .models import (
     Condition,
@@ -166,6 +167,10 @@ def apply_data(listing: Listing, data: dict[str, Any]) -> None:
             listing.set_regions(RegionRole.LICENSED_IN, value or [])
         elif field in enums:
             setattr(listing, field, enums[field](value) if value is not None else None)
+        elif field == "phone":
+            # One stored form (E.164) whichever way in: forms, seeds, imports, decisions.
+            country = data.get("country") or listing.country or "US"
+            listing.phone = validation.stored_phone(value, country)
         else:
             setattr(listing, field, value)
 

@@ -419,6 +419,24 @@ class Submission(Model):
         return Relation.parse(self.submitter_relation) if self.submitter_relation else None
 
 
+# What each audit action says in the log, its filter and the histories.
+ACTION_WORDS = {
+    "submitted": "sent by the public",
+    "approve_new": "published a new listing",
+    "approve_correction": "applied a correction",
+    "resolve_close": "closed the listing on a problem report",
+    "resolve_not_ldn": "marked as not making LDN on a problem report",
+    "reject": "rejected a submission",
+    "merge": "merged a submission into the listing",
+    "verify": "checked the details",
+    "flag_add": "added a reliability flag",
+    "flag_remove": "removed a reliability flag",
+    "status": "changed open or closed",
+    "pin": "moved the map pin",
+    "seed": "loaded from the sample data",
+}
+
+
 class AuditEntry(Model):
     """Append-only record of every change to published data and every moderation decision."""
 
@@ -438,10 +456,13 @@ class AuditEntry(Model):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     reason: Mapped[str | None] = mapped_column(Text)
 
+    # Read only, for the reference the log and the histories show.
+    submission: Mapped[Submission | None] = relationship(viewonly=True)
+
     @staticmethod
     def words(action: str) -> str:
         """An action as the log's table, its filter and a listing's history all show it."""
-        return action.replace("_", " ")
+        return ACTION_WORDS.get(action) or action.replace("_", " ")
 
     @property
     def action_words(self) -> str:

@@ -75,7 +75,11 @@ LISTING: dict[str, Any] = {
         "lat": {"type": ["number", "null"]},
         "lon": {"type": ["number", "null"]},
         "geo_precision": _one_of(Precision, nullable=True),
-        "phone": _nullable_str,
+        "phone": {
+            **_nullable_str,
+            "description": "E.164, like +12065550100 (an extension as ;ext=12)",
+            "examples": ["+12065550100"],
+        },
         "website": _nullable_str,
         "email": _nullable_str,
         "status": _one_of(Status),

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g
+from sqlalchemy import select
 
-from . import regions
+from . import regions, validation
+from .extensions import db
 from .forms import SearchForm
-from .listings import detail_url
-from .vocabulary import Guidance, Kind, Precision, Tone
+from .listings import FIELD_LABELS, detail_url
+from .models import Condition, DosageForm, Filler
+from .vocabulary import (
+    FlagType,
+    Guidance,
+    Kind,
+    Precision,
+    SRPolicy,
+    Status,
+    Term,
+    Tone,
+    VerifyMethod,
+)
 
 
 def ago(day: date | None, today: date | None = None) -> str:
@@ -41,6 +55,60 @@ def verified_text(day: date | None) -> str:
     return f"Verified {ago(day)} ({day.isoformat()})"
 
 
+_VOCABULARY_TABLES: dict[str, type[DosageForm] | type[Filler] | type[Condition]] = {
+    "dosage_forms": DosageForm,
+    "fillers": Filler,
+    "conditions": Condition,
+}
+_TERMS: dict[str, type[Term]] = {
+    "sr_policy": SRPolicy,
+    "status": Status,
+    "geo_precision": Precision,
+    "method": VerifyMethod,  # a verification's, in the history
+    "type": FlagType,  # a flag's, in the history
+}
+
+
+def _vocabulary_names(field: str) -> dict[str, str]:
+    """code -> name of a vocabulary table, read once per request (the tables are small)."""
+    cache: dict[str, dict[str, str]] = g.setdefault("_vocabulary_names", {})
+    if field not in cache:
+        model = _VOCABULARY_TABLES[field]
+        cache[field] = {
+            code: name for code, name in db.session.execute(select(model.code, model.name))
+        }
+    return cache[field]
+
+
+def value_words(value: Any, field: str) -> str:
+    """A listing field's stored value as a moderator reads it: "Makes immediate-release LDN
+    only", "Microcrystalline cellulose (Avicel)", "Washington", "(206) 555-0100"; never the
+    code. Used by the review's diff, what was sent, and a listing's history."""
+    if field == "fillers" and value is None:
+        return "not known"
+    if value is None or value == "":
+        return "(empty)"
+    if value is True or value is False:
+        return "yes" if value else "no"
+    if field in _VOCABULARY_TABLES:
+        names = _vocabulary_names(field)
+        return ", ".join(names.get(code, code) for code in value) if value else "none"
+    if field in ("ships_to", "licensed_in"):
+        return ", ".join(regions.region_name(code) for code in value) if value else "none"
+    if field in _TERMS:
+        term = _TERMS[field].parse(value)
+        return term.label if term else str(value)
+    if field == "region":
+        return regions.region_name(value)
+    if field == "country":
+        return regions.country_name(value)
+    if field == "phone":
+        return validation.format_phone(value)
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) if value else "none"
+    return str(value)
+
+
 def month_year(day: date | None) -> str:
     return day.strftime("%B %Y") if day else ""
 
@@ -57,6 +125,10 @@ def init_app(app: Flask) -> None:
         month_year=month_year,
         region_name=regions.region_name,
         country_name=regions.country_name,
+        phone=validation.format_phone,
+        tel_uri=validation.tel_uri,
+        value_words=value_words,
+        field_label=lambda name: FIELD_LABELS.get(name, name.replace("_", " ")),
     )
     app.jinja_env.globals.update(
         Guidance=Guidance,

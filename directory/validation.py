@@ -39,20 +39,63 @@ def normalise_npi(raw: str) -> str:
     return digits
 
 
-def normalise_phone(raw: str, country: str = "US") -> str:
-    """Return the number formatted for display, or raise ValueError with a plain message."""
+def _parse_phone(raw: str, country: str) -> phonenumbers.PhoneNumber:
     try:
         number = phonenumbers.parse(raw, country or "US")
     except phonenumbers.NumberParseException:
         raise ValueError("This doesn't look like a phone number.") from None
     if not phonenumbers.is_possible_number(number):
         raise ValueError("This phone number has too few or too many digits.")
+    return number
+
+
+def normalise_phone(raw: str, country: str = "US") -> str:
+    """The number in E.164 (+12055550100), the one form phones are stored and compared in, or
+    ValueError with a plain message. `country` is where a number without +code is dialled."""
+    number = _parse_phone(raw, country)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    # E.164 has no room for an extension: RFC 3966's ";ext=" keeps it (and tel: links take it).
+    return f"{e164};ext={number.extension}" if number.extension else e164
+
+
+def stored_phone(raw: str | None, country: str | None = "US") -> str | None:
+    """What a listing stores for a phone: E.164 when it is a number, else the text as given
+    (the form's rules have said what is wrong with it; nothing is silently dropped)."""
+    if not raw or not raw.strip():
+        return None
+    try:
+        return normalise_phone(raw, country or "US")
+    except ValueError:
+        return raw.strip()
+
+
+def format_phone(stored: str | None) -> str:
+    """A stored number as people write it: (205) 555-0142 in the US, +44 20 7946 0100
+    elsewhere. Text that is no number is shown as it is."""
+    if not stored:
+        return ""
+    if not stored.startswith("+"):
+        return stored  # not a number we stored in E.164: shown as written
+    try:
+        number = phonenumbers.parse(stored, None)
+    except phonenumbers.NumberParseException:
+        return stored
     fmt = (
         phonenumbers.PhoneNumberFormat.NATIONAL
-        if phonenumbers.region_code_for_number(number) == "US" and (country or "US") == "US"
+        if number.country_code == 1 and phonenumbers.region_code_for_number(number) in ("US", None)
         else phonenumbers.PhoneNumberFormat.INTERNATIONAL
     )
     return phonenumbers.format_number(number, fmt)
+
+
+def tel_uri(stored: str | None) -> str:
+    """The tel: link for a stored number: its E.164 form as stored, which every phone dials
+    from anywhere (anything else but digits and + is left out)."""
+    if not stored:
+        return ""
+    if stored.startswith("+"):
+        return "tel:" + stored  # E.164, perhaps with ";ext=": a tel: URI as it stands
+    return "tel:" + "".join(ch for ch in stored if ch.isdigit() or ch == "+")
 
 
 POSTAL_PATTERNS = {

@@ -147,9 +147,23 @@ class Problem(Term):
 
     WRONG_DETAILS = "wrong_details", "Some details are wrong"
     CLOSED = "closed", "It has closed", Tone.BAD
+    MOVED = "moved", "It has moved", Tone.WARN
+    NO_LDN = "no_ldn", "It doesn't make LDN", Tone.BAD
     QUALITY = "quality", "A quality concern", Tone.BAD
     SR_FILLERS = "sr_fillers", "The slow-release or filler information is wrong", Tone.WARN
     OTHER = "other", "Something else"
+
+
+class Resolution(Term):
+    """What a moderator decides on a problem report, besides approving its proposed values:
+    each does exactly what its label says (moderation.resolve)."""
+
+    CLOSE = "close", "Mark closed and resolve", Tone.BAD
+    NOT_LDN = "not_ldn", "Mark as not making LDN and resolve", Tone.BAD
+
+
+# The decision a problem report asks for, offered first on its review page.
+SUGGESTED_RESOLUTION = {Problem.CLOSED: Resolution.CLOSE, Problem.NO_LDN: Resolution.NOT_LDN}
 
 
 class Relation(Term):

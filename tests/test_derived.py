@@ -16,7 +16,7 @@ from directory import derived
 from directory.extensions import db
 from directory.listings import phone_digits
 from directory.models import RANK_CURATED, FlagType, Listing, VerifyMethod
-from directory.validation import normalise_phone
+from directory.validation import format_phone, normalise_phone
 from tests import builders
 
 CURATED = FlagType.CURATED_LIST.value
@@ -212,8 +212,8 @@ def test_the_phone_keeps_phone_digits(app, phone: str | None, digits: str | None
 
 
 def _normalised_phones() -> set[str]:
-    """What normalise_phone stores, for an example number of every type in every region, in
-    both formats it writes, with and without an extension."""
+    """What normalise_phone stores (E.164, ";ext=" for an extension), and those numbers as
+    format_phone shows them, for an example number of every type in every region."""
     phones = set()
     for region in phonenumbers.SUPPORTED_REGIONS:
         for kind in (PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE, PhoneNumberType.TOLL_FREE):
@@ -224,9 +224,12 @@ def _normalised_phones() -> set[str]:
             for raw in (e164, f"{e164} ext. 1234"):
                 for country in ("US", region):
                     try:
-                        phones.add(normalise_phone(raw, country))
+                        stored = normalise_phone(raw, country)
                     except ValueError:
                         continue
+                    # E.164 as stored now, and as pages show it: the form phones had before
+                    # migration 0008, which a listing may still hold if it didn't parse.
+                    phones.update((stored, format_phone(stored)))
     return phones
 
 
@@ -234,7 +237,7 @@ def test_sql_and_python_agree_on_every_stored_phone(app) -> None:
     """Submissions are compared by listings.phone_digits(); listings by the database's copy."""
     phones = sorted(_normalised_phones())
     assert len(phones) > 1000
-    assert {ch for p in phones for ch in p if not ch.isdigit()} >= set(" ()+-#.")
+    assert {ch for p in phones for ch in p if not ch.isdigit()} >= set(" ()+-;=")
     assert all(len(p) <= Listing.__table__.c.phone.type.length for p in phones)
     assert isinstance(Listing.__table__.c.phone.type, String)
     assert Listing.__table__.c.phone.type.length == derived.PHONE_LENGTH
@@ -400,3 +403,14 @@ def test_check_is_in_the_readmes_commands_table() -> None:
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert "| `flask --app wsgi check` |" in readme
+
+
+def test_a_listing_stored_in_e164_keeps_the_digits_it_had(app) -> None:
+    """Migration 0008 stores phones in E.164: the database's copy (duplicate detection) is
+    the same ten digits of a US number as before, and a foreign number keeps its code."""
+    us = builders.pharmacy(phone="(205) 555-0142")
+    uk = builders.pharmacy(phone="+44 20 7946 0100", country="GB", region=None, postal_code=None)
+    db.session.commit()
+    db.session.expire_all()
+    assert (us.phone, us.phone_digits) == ("+12055550142", "2055550142")
+    assert (uk.phone, uk.phone_digits) == ("+442079460100", "442079460100")

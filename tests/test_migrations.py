@@ -323,3 +323,79 @@ def test_0010_backfills_the_duplicate_keys_of_existing_submissions(fresh) -> Non
     downgrade(revision="0006")
     columns = {c["name"] for c in inspect(db.engine).get_columns("submissions")}
     assert not columns & {"npi", "phone_digits", "name_key", "lat", "lon"}
+
+
+def test_0008_stores_phones_in_e164_and_keeps_their_digits(fresh) -> None:
+    import json
+
+    from sqlalchemy import text
+
+    upgrade(revision="0006")
+    listing = (
+        "INSERT INTO listings (id, kind, name, country, status, phone, is_sample, "
+        "fillers_known, mail_order, telehealth, telehealth_only, on_curated_list, created_at, "
+        "updated_at) VALUES (:id, 'pharmacy', 'P', :country, 'open', :phone, false, false, "
+        "false, false, false, false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+    )
+    submission = (
+        "INSERT INTO submissions (id, reference, type, listing_kind, data, duplicates, "
+        "content_hash, status, created_at) VALUES (:id, :ref, 'new', 'pharmacy', :data, '[]', "
+        "'h', :status, CURRENT_TIMESTAMP)"
+    )
+    with db.engine.begin() as conn:
+        for ident, country, phone in (
+            (1, "US", "(205) 555-0142"),
+            (2, "US", "+1 206-555-0100"),
+            (3, "GB", "020 7946 0100"),
+            (4, "US", "call the front desk"),
+        ):
+            conn.execute(text(listing), {"id": ident, "country": country, "phone": phone})
+        for ident, status in ((1, "pending"), (2, "approved")):
+            data = json.dumps({"name": "S", "phone": "(205) 555-0199", "country": "US"})
+            conn.execute(
+                text(submission),
+                {"id": ident, "ref": f"LDN-AAAA{ident}", "data": data, "status": status},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO listing_sources (listing_id, source, source_id, data, "
+                "first_seen_at, last_seen_at) VALUES (1, 'nppes', '1234567893', :data, "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            ),
+            {"data": json.dumps({"phone": "(205) 555-0142", "country": "US"})},
+        )
+        digits_before = dict(conn.execute(text("SELECT id, phone_digits FROM listings")).all())
+    upgrade()
+
+    def read() -> tuple[dict, dict, dict]:
+        with db.engine.connect() as conn:
+            listings = {
+                i: (p, d)
+                for i, p, d in conn.execute(text("SELECT id, phone, phone_digits FROM listings"))
+            }
+            subs = {
+                i: (d if isinstance(d, dict) else json.loads(d))["phone"]
+                for i, d in conn.execute(text("SELECT id, data FROM submissions"))
+            }
+            (source,) = conn.execute(text("SELECT data FROM listing_sources")).scalars()
+        return listings, subs, source if isinstance(source, dict) else json.loads(source)
+
+    listings, subs, source = read()
+    assert {i: p for i, (p, _) in listings.items()} == {
+        1: "+12055550142",
+        2: "+12065550100",
+        3: "+442079460100",
+        4: "call the front desk",  # no number: kept as written
+    }
+    # The database's copy for duplicate detection is the same digits as before for US
+    # numbers; a foreign one written nationally now carries its country code, as the same
+    # number sent in international form always did.
+    digits = {i: d for i, (_, d) in listings.items()}
+    assert digits == {**digits_before, 3: "442079460100"}
+    assert (digits_before[1], digits_before[3]) == ("2055550142", "02079460100")
+    # Pending submissions change; a decided one is history and stays as sent.
+    assert subs == {1: "+12055550199", 2: "(205) 555-0199"}
+    assert source["phone"] == "+12055550142"
+    downgrade(revision="0006")  # keeps E.164 (the module says why)
+    assert read()[0][1][0] == "+12055550142"
+    downgrade(revision="base")

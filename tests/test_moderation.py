@@ -79,7 +79,7 @@ def test_submission_is_pending_until_approved(app, mod) -> None:
     sub = submit_new()
     assert db.session.scalar(select(func.count()).select_from(Listing)) == 0
     assert sub.place is not None and sub.place["precision"] == "postal_code"
-    listing = moderation.approve(sub.id, mod, verify_method="phone")
+    listing = moderation.approve(sub.id, mod, verify_method="phone").listing
     assert listing.name == "Magnolia Compounding" and listing.lat is not None
     assert listing.verified_on == date.today()
     assert listing.verifications[0].moderator.username == "mod"
@@ -97,13 +97,13 @@ def test_edit_then_approve_publishes_the_edited_values(app, mod) -> None:
     sub = submit_new()
     listing = moderation.approve(
         sub.id, mod, data={**NEW_PHARMACY, "name": "Magnolia Compounding Pharmacy"}
-    )
+    ).listing
     assert listing.name == "Magnolia Compounding Pharmacy"
 
 
 def test_hand_set_pin_wins(app, mod) -> None:
     sub = submit_new()
-    listing = moderation.approve(sub.id, mod, pin=(33.5, -86.81))
+    listing = moderation.approve(sub.id, mod, pin=(33.5, -86.81)).listing
     assert (listing.lat, listing.lon, listing.geo_precision.value) == (33.5, -86.81, "coordinates")
 
 
@@ -126,7 +126,7 @@ def test_correction_applies_only_the_chosen_fields(app, mod) -> None:
     assert changed == {"name", "sr_policy", "phone"}
     moderation.approve(sub.id, mod, fields=["name", "sr_policy"])
     db.session.refresh(p)
-    assert p.name == "New Name" and p.sr_policy.value == "ir_only" and p.phone == "(205) 555-0100"
+    assert p.name == "New Name" and p.sr_policy.value == "ir_only" and p.phone == "+12055550100"
     entry = db.session.scalars(
         select(AuditEntry).where(AuditEntry.action == "approve_correction")
     ).one()
@@ -152,7 +152,8 @@ def test_reject_needs_a_reason_and_records_it(app, mod) -> None:
     db.session.refresh(sub)
     assert sub.status == SubmissionStatus.REJECTED and sub.reason == "Not a compounding pharmacy"
     entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "reject")).one()
-    assert entry.reason == "Not a compounding pharmacy"
+    # The trail names the submission and what was decided, then the moderator's own words.
+    assert entry.reason == f"{sub.reference} (New listing). Rejected: Not a compounding pharmacy"
     assert db.session.scalar(select(func.count()).select_from(Listing)) == 0
 
 
@@ -331,7 +332,8 @@ def test_approve_through_the_page_and_a_stale_second_click(signed_in) -> None:
     response = signed_in.post(
         f"/moderation/submissions/{sub.id}/approve", data={"verify_method": "phone"}
     )
-    assert response.status_code == 303 and "/moderation/listings/" in response.headers["Location"]
+    # Nothing else waits, so the decision goes back to the (empty) queue.
+    assert response.status_code == 303 and response.headers["Location"].endswith("/moderation/")
     again = signed_in.post(
         f"/moderation/submissions/{sub.id}/approve", data={}, follow_redirects=True
     )
@@ -543,7 +545,7 @@ def test_audit_filter_form(signed_in) -> None:
     signed_in.post("/logout")
     signed_in.post("/login", data={"username": "boss", "password": PASSWORD})
     doc = html(signed_in.get(f"/moderation/audit?listing={b.id}&action=status"))
-    assert [td.get_text() for td in doc.select("tbody tr td:nth-of-type(5)")] == ["Closed too"]
+    assert [td.get_text() for td in doc.select("tbody tr td:nth-of-type(6)")] == ["Closed too"]
     assert doc.select_one("#action option[selected]")["value"] == "status"
     for query, field_id in (("since=2026-13-45", "since"), ("listing=abc", "listing")):
         bad = signed_in.get(f"/moderation/audit?{query}")
@@ -569,13 +571,15 @@ def test_the_log_its_filter_and_a_history_name_an_action_in_the_same_words(signe
     )
     moderation.remove_flag(p.id, flag.id, mod, "Taken off the list")
     history = html(signed_in.get(f"/moderation/listings/{p.id}")).select_one("ol.history")
-    assert "flag remove" in history.get_text(" ") and "flag_remove" not in history.get_text()
+    words = AuditEntry.words("flag_remove")
+    assert words == "removed a reliability flag"
+    assert words in history.get_text(" ") and "flag_remove" not in history.get_text()
     signed_in.post("/logout")
     signed_in.post("/login", data={"username": boss.username, "password": PASSWORD})
     doc = html(signed_in.get("/moderation/audit?action=flag_remove"))
-    assert [td.get_text() for td in doc.select("tbody tr td:nth-of-type(3)")] == ["flag remove"]
+    assert [td.get_text() for td in doc.select("tbody tr td:nth-of-type(3)")] == [words]
     chosen = doc.select_one("#action option[selected]")
-    assert (chosen["value"], chosen.get_text()) == ("flag_remove", "flag remove")
+    assert (chosen["value"], chosen.get_text()) == ("flag_remove", words)
 
 
 def test_an_admin_cannot_deactivate_themself(client) -> None:
@@ -630,7 +634,7 @@ def test_listing_history_and_audit_csv(signed_in, auth) -> None:
     p = builders.pharmacy(name="History Pharmacy")
     moderation.set_status(p.id, mod, "temporarily_closed", '=HYPERLINK("evil")')
     doc = html(signed_in.get(f"/moderation/listings/{p.id}"))
-    assert "temporarily closed" in doc.select_one("ol.history").get_text(" ").replace("_", " ")
+    assert "Open → Temporarily closed" in doc.select_one("ol.history").get_text(" ")
     assert auth.logout().status_code == 303
     assert auth.login(admin.username).status_code == 303
     csv_text = signed_in.get("/moderation/audit.csv?action=status").get_data(as_text=True)

@@ -178,7 +178,7 @@ def test_imports_compounding_pharmacies_and_nothing_else(
         "US-WA",
         "98101",
     )
-    assert pike.phone == "(206) 555-0100"
+    assert pike.phone == "+12065550100"
     assert pike.phone_digits == "2065550100"  # the trigger kept its copy
     assert pike.npi == SEATTLE and pike.kind == Kind.PHARMACY
     assert pike.makes_ldn is None and pike.status == Status.OPEN and not pike.fillers_known
@@ -256,13 +256,13 @@ def test_a_newer_file_updates_listings_nobody_edited(app, runner, tmp_path: Path
     newer = write(tmp_path, rows(phone="2065550199", postal_code="98104"), NEWER)
     result = run(runner, newer)
     assert "updated 1" in result.output and "unchanged 2" in result.output
-    assert pike.phone == "(206) 555-0199" and pike.postal_code == "98104"
+    assert pike.phone == "+12065550199" and pike.postal_code == "98104"
     entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "import_update")).one()
     assert entry.listing_id == pike.id and NEWER in (entry.reason or "")
-    assert entry.before == {"phone": "(206) 555-0100", "postal_code": "98101"} | {
+    assert entry.before == {"phone": "+12065550100", "postal_code": "98101"} | {
         k: entry.before[k] for k in entry.before if k in ("lat", "lon")
     }
-    assert entry.after is not None and entry.after["phone"] == "(206) 555-0199"
+    assert entry.after is not None and entry.after["phone"] == "+12065550199"
     source = db.session.scalar(select(ListingSource).where(ListingSource.listing_id == pike.id))
     assert source is not None and source.file == NEWER and source.data["postal_code"] == "98104"
     # Unchanged rows of the newer file: no audit entry, only the provenance date moves on.
@@ -292,14 +292,14 @@ def test_a_moderators_edit_turns_the_registrys_change_into_a_queued_correction(
     _moderator_approves(pike, {"name": "Pike Place Compounding (Pharmacy 2)"})
     result = run(runner, write(tmp_path, rows(phone="2065550199"), NEWER))
     assert "queued 1 (1 corrections, 0 problem reports)" in result.output, result.output
-    assert pike.phone == "(206) 555-0100"  # not applied
+    assert pike.phone == "+12065550100"  # not applied
     assert pike.name == "Pike Place Compounding (Pharmacy 2)"
     queued = db.session.scalars(
         select(Submission).where(
             Submission.listing_id == pike.id, Submission.status == SubmissionStatus.PENDING
         )
     ).one()
-    assert queued.data == {"phone": "(206) 555-0199"} and NEWER in (queued.note or "")
+    assert queued.data == {"phone": "+12065550199"} and NEWER in (queued.note or "")
     audit = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "import_queued"))
     assert [e.submission_id for e in audit] == [queued.id]
     # The same file again queues nothing more.
@@ -310,7 +310,7 @@ def test_a_moderators_edit_turns_the_registrys_change_into_a_queued_correction(
     assert moderator is not None
     moderation.approve(queued.id, moderator)
     db.session.expire_all()
-    assert pike.phone == "(206) 555-0199"
+    assert pike.phone == "+12065550199"
 
 
 def test_ldn_facts_are_never_touched(app, runner, tmp_path: Path) -> None:
@@ -409,7 +409,7 @@ def test_a_dry_run_reports_and_writes_nothing(app, runner, tmp_path: Path) -> No
     held = counts()
     newer = run(runner, write(tmp_path, rows(phone="2065550199"), NEWER), "--dry-run")
     assert "updated 1" in newer.output and f"would update NPI {SEATTLE}: phone" in newer.output
-    assert counts() == held and listing_for(SEATTLE).phone == "(206) 555-0100"
+    assert counts() == held and listing_for(SEATTLE).phone == "+12065550100"
 
 
 def test_state_limits_the_import_and_as_names_the_operator(app, runner, tmp_path: Path) -> None:

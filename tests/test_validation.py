@@ -77,14 +77,28 @@ def test_luhn_textbook_example() -> None:
 @pytest.mark.parametrize(
     "raw", ["205 555 0199", "(205) 555-0199", "205.555.0199", "+1 205-555-0199", "2055550199"]
 )
-def test_us_numbers_are_formatted_the_same_way(raw: str) -> None:
-    assert validation.normalise_phone(raw, "US") == "(205) 555-0199"
+def test_us_numbers_are_stored_in_one_form_and_shown_as_people_write_them(raw: str) -> None:
+    stored = validation.normalise_phone(raw, "US")
+    assert stored == "+12055550199"
+    assert validation.format_phone(stored) == "(205) 555-0199"
+    assert validation.tel_uri(stored) == "tel:+12055550199"
 
 
-def test_foreign_numbers_are_shown_internationally() -> None:
-    assert validation.normalise_phone("020 7946 0100", "GB") == "+44 20 7946 0100"
+def test_foreign_numbers_are_stored_in_e164_and_shown_internationally() -> None:
+    assert validation.normalise_phone("020 7946 0100", "GB") == "+442079460100"
     # A UK number typed on a US listing keeps its country code.
-    assert validation.normalise_phone("+44 20 7946 0100", "US") == "+44 20 7946 0100"
+    assert validation.normalise_phone("+44 20 7946 0100", "US") == "+442079460100"
+    assert validation.format_phone("+442079460100") == "+44 20 7946 0100"
+    # A Canadian number shares +1 with the US but is shown with its code.
+    assert validation.format_phone(validation.normalise_phone("416 555 0100", "CA")) == (
+        "+1 416-555-0100"
+    )
+
+
+def test_text_that_is_no_number_is_stored_and_shown_as_written() -> None:
+    assert validation.stored_phone("ask for Sam", "US") == "ask for Sam"
+    assert validation.stored_phone("  ", "US") is None
+    assert validation.format_phone("ask for Sam") == "ask for Sam"
 
 
 @pytest.mark.parametrize(

@@ -110,7 +110,10 @@ class ListingForm(FlaskForm):
     def validate_phone(self, field: Field) -> None:
         if field.data:
             try:
-                field.data = validation.normalise_phone(field.data, self.country.data or "US")
+                # Shown back formatted if the page comes back; to_data() stores E.164.
+                field.data = validation.format_phone(
+                    validation.normalise_phone(field.data, self.country.data or "US")
+                )
             except ValueError as exc:
                 raise ValidationError(str(exc)) from None
 
@@ -137,14 +140,16 @@ class ListingForm(FlaskForm):
             else (self.region_other.data or None),
             "postal_code": (self.postal_code.data or "").upper() or None,
             "country": country,
-            "phone": self.phone.data or None,
+            "phone": validation.stored_phone(self.phone.data, country),
             "website": self.website.data or None,
             "email": (self.email.data or "").lower() or None,
         }
 
     def fill_common(self, data: dict[str, Any]) -> None:
-        for key in ("name", "street", "city", "postal_code", "phone", "website", "email"):
+        for key in ("name", "street", "city", "postal_code", "website", "email"):
             getattr(self, key).data = data.get(key)
+        # Stored in E.164; people read and edit it as they write it.
+        self.phone.data = validation.format_phone(data.get("phone")) or None
         country = data.get("country") or "US"
         self.country.data = country
         if country == "US":
@@ -432,7 +437,12 @@ class PharmacyCorrectionForm(CorrectionMixin, PharmacyForm):
 
 
 class PrescriberCorrectionForm(CorrectionMixin, PrescriberForm):
-    pass
+    # "It doesn't make LDN" is about pharmacies: a prescriber has no such fact to correct.
+    problem = RadioField(
+        "What's the problem?",
+        choices=[c for c in Problem.choices() if c[0] != Problem.NO_LDN],
+        validators=[InputRequired("Please choose what kind of problem it is.")],
+    )
 
 
 def form_class(kind: str, *, correction: bool = False) -> type[PharmacyForm] | type[PrescriberForm]:

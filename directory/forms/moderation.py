@@ -43,6 +43,7 @@ from ..moderation.accounts import (
     USERNAME_MIN,
 )
 from ..moderation.audit import AuditFilters
+from ..vocabulary import Resolution
 from .fields import STRIP, MultiCheckboxField
 
 NOT_A_NUMBER = "Latitude and longitude must both be numbers."
@@ -144,6 +145,27 @@ class ApproveForm(PinForm):
             blank[0].errors = [*blank[0].errors, BOTH_OR_NEITHER]
             return False
         return valid
+
+
+class ResolveForm(FlaskForm):
+    """Resolve a problem report by doing what it reports: each choice is its own button."""
+
+    resolution = SelectField(
+        "Decision",
+        choices=Resolution.choices(),
+        validators=[InputRequired("Choose what to do.")],
+    )
+    verify_method = SelectField(
+        "I also checked the details today", choices=VERIFY_TODAY, default=""
+    )
+
+
+class EditApproveForm(FlaskForm):
+    """The part of "Edit, then approve" that is about the decision, not the listing's values."""
+
+    verify_method = SelectField(
+        "I also checked the details today", choices=VERIFY_TODAY, default=""
+    )
 
 
 class MergeForm(FlaskForm):

@@ -29,10 +29,30 @@ from .accounts import (
     set_role,
     toggle_active,
 )
-from .audit import AuditFilters, AuditLog, audit_csv, audit_log, csv_safe, history, record
-from .decisions import Review, approve, diff, merge, reject, review
+from .audit import (
+    AuditFilters,
+    AuditLog,
+    audit_csv,
+    audit_log,
+    csv_safe,
+    history,
+    record,
+    submission_history,
+)
+from .decisions import (
+    Decision,
+    Review,
+    approve,
+    diff,
+    in_search,
+    merge,
+    next_pending,
+    reject,
+    resolve,
+    review,
+)
 from .errors import AlreadyHandled, ModerationError, NotFound
-from .queue import due_for_reverification, pending, queue_counts
+from .queue import QUEUE_PAGE, QueuePage, due_for_reverification, pending, queue_counts, queue_page
 from .submissions import (
     ADDRESS_FIELDS,
     REFERENCE_ALPHABET,
@@ -70,6 +90,9 @@ __all__ = [
     "AlreadyHandled",
     "AuditFilters",
     "AuditLog",
+    "Decision",
+    "QUEUE_PAGE",
+    "QueuePage",
     "InvalidCredentials",
     "ModerationError",
     "NotFound",
@@ -96,6 +119,11 @@ __all__ = [
     "get_listing",
     "get_submission",
     "history",
+    "in_search",
+    "next_pending",
+    "queue_page",
+    "resolve",
+    "submission_history",
     "known",
     "mark_verified",
     "merge",

@@ -65,6 +65,17 @@ def history(listing_id: int) -> list[AuditEntry]:
     )
 
 
+def submission_history(submission_id: int) -> list[AuditEntry]:
+    """What happened to one submission: sent, then decided (and by whom, on what)."""
+    return list(
+        db.session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.submission_id == submission_id)
+            .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+        )
+    )
+
+
 @dataclass(frozen=True)
 class AuditFilters:
     """What an admin narrows the log to; None means any."""

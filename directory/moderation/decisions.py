@@ -1,6 +1,10 @@
 """Decisions on what the public sent: approve (as sent, edited, or a correction's chosen
-fields), reject with a reason, or merge into a listing that already exists. Of two moderators
-deciding at once exactly one wins (`_claim`)."""
+fields), resolve a problem report by doing what it reports (close the listing, mark it as not
+making LDN), reject with a reason, or merge into a listing that already exists. Of two
+moderators deciding at once exactly one wins (`_claim`).
+
+Each decision returns a `Decision` whose `message` says what actually changed, worked out from
+the listing before and after: a moderator is never told "it is live" when nothing moved."""
 
 from __future__ import annotations
 
@@ -12,8 +16,9 @@ from sqlalchemy import CursorResult, select, update
 
 from ..db import writing
 from ..extensions import db
-from ..listings import apply_data, phone_digits, to_data
+from ..listings import FIELD_LABELS, apply_data, phone_digits, to_data
 from ..models import (
+    Kind,
     Listing,
     Precision,
     Status,
@@ -23,10 +28,11 @@ from ..models import (
     User,
     utcnow,
 )
+from ..vocabulary import Resolution, VerifyMethod
 from .audit import record
 from .errors import AlreadyHandled, ModerationError
 from .submissions import ADDRESS_FIELDS
-from .upkeep import add_verification, check_pin, get_submission
+from .upkeep import add_verification, check_pin, get_submission, known
 
 
 def _claim(
@@ -77,11 +83,67 @@ def diff(listing: Listing, data: dict[str, Any]) -> list[tuple[str, Any, Any]]:
 
 
 def _changes(field: str, published: Any, proposed: Any) -> bool:
-    # The form writes a US number as (206) 555-0100, and a listing may hold the same number
-    # as +1 206-555-0100 (the samples do): a correction sent back untouched changes nothing.
+    # Phones are stored in E.164, but a submission sent before that (or a listing not yet
+    # migrated) may hold the same number written another way: the same digits are no change.
     if field == "phone":
         return phone_digits(published) != phone_digits(proposed)
     return bool(published != proposed)
+
+
+def _changed_fields(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
+    if before is None:
+        return []
+    return [f for f in after if _changes(f, before.get(f), after.get(f))]
+
+
+def in_search(listing: Listing) -> bool:
+    """Whether searches can find the listing (search.py's base filter, in words)."""
+    if listing.status == Status.CLOSED:
+        return False
+    return not (listing.kind == Kind.PHARMACY and listing.makes_ldn is False)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a decision did, for the moderator's message and the audit entry's reason."""
+
+    submission: Submission
+    listing: Listing
+    changed: list[str]  # fields whose published value changed (empty for a new listing)
+    created: bool = False
+    resolution: Resolution | None = None
+    verified: VerifyMethod | None = None
+
+    @property
+    def message(self) -> str:
+        ref, name = self.submission.reference, self.listing.name
+        searchable = in_search(self.listing)
+        if self.created:
+            text = f"Published {name} from {ref}: " + (
+                "it now appears in search."
+                if searchable
+                else "it is listed, but closed or not making LDN, so searches don't show it."
+            )
+        elif self.resolution is not None and not self.changed:
+            text = f"Resolved {ref}: {name} was already marked so; nothing changed."
+        elif self.resolution == Resolution.CLOSE:
+            text = (
+                f"Closed {name} and resolved {ref}: it no longer appears in search, "
+                "and its page says it has closed."
+            )
+        elif self.resolution == Resolution.NOT_LDN:
+            text = (
+                f"Marked {name} as not making LDN and resolved {ref}: "
+                "it no longer appears in search."
+            )
+        elif self.changed:
+            labels = ", ".join(FIELD_LABELS.get(f, f) for f in self.changed)
+            text = f"Applied {ref} to {name}: changed {labels}."
+        else:
+            text = f"Resolved {ref}: nothing on {name} changed."
+        if self.verified is not None:
+            text += f" Recorded that you checked the details today ({self.verified.label})."
+        return text
 
 
 @dataclass(frozen=True)
@@ -128,13 +190,15 @@ def approve(
     fields: list[str] | None = None,
     pin: tuple[float, float] | None = None,
     verify_method: str | None = None,
-) -> Listing:
+) -> Decision:
     """Publish a new listing, or apply a correction's chosen `fields` to its listing.
 
-    `data` replaces the submitted values (edit then approve); `pin` sets coordinates by hand.
+    `data` replaces the submitted values (edit then approve); `pin` sets coordinates by hand;
+    `verify_method` also records that the moderator checked the details today.
     """
     if pin is not None:
         check_pin(*pin)
+    method = known(VerifyMethod, verify_method) if verify_method else None
     with writing():
         sub = _claim(submission_id, SubmissionStatus.APPROVED, moderator, None)
         values = dict(data if data is not None else sub.data)
@@ -158,14 +222,20 @@ def approve(
         apply_data(listing, values)
         db.session.add(listing)
         db.session.flush()
-        if verify_method:
+        # A new listing's submission points at what it became, for its review page's link.
+        sub.listing_id = listing.id
+        if method is not None:
             add_verification(
-                listing,
-                date.today(),
-                verify_method,
-                moderator,
-                note=f"On approving {sub.reference}",
+                listing, date.today(), method, moderator, note=f"On approving {sub.reference}"
             )
+        after = to_data(listing)
+        decision = Decision(
+            sub,
+            listing,
+            _changed_fields(before, after),
+            created=sub.type == SubmissionType.NEW,
+            verified=method,
+        )
         action = "approve_new" if sub.type == SubmissionType.NEW else "approve_correction"
         record(
             action,
@@ -173,12 +243,64 @@ def approve(
             listing=listing,
             submission_id=sub.id,
             before=before,
-            after=to_data(listing),
+            after=after,
+            reason=_about(sub) + decision.message,
         )
-        return listing
+        return decision
+
+
+def _about(sub: Submission) -> str:
+    """What the audit entry's reason starts with: which submission, and what it said."""
+    what = sub.problem_term.label if sub.problem_term else sub.type.label
+    return f"{sub.reference} ({what}). "
+
+
+def resolve(
+    submission_id: int,
+    moderator: User,
+    resolution: Resolution | str,
+    *,
+    verify_method: str | None = None,
+) -> Decision:
+    """Do what a problem report reports, and mark the report handled, in one transaction:
+    close the listing, or mark a pharmacy as not making LDN (both take it out of search)."""
+    chosen = known(Resolution, resolution)
+    method = known(VerifyMethod, verify_method) if verify_method else None
+    with writing():
+        sub = _claim(submission_id, SubmissionStatus.APPROVED, moderator, chosen.label)
+        listing = sub.listing
+        if sub.type != SubmissionType.CORRECTION or listing is None:
+            raise ModerationError("Only a report about a published listing can be resolved so.")
+        if chosen == Resolution.NOT_LDN and listing.kind != Kind.PHARMACY:
+            raise ModerationError("Only a pharmacy can be marked as not making LDN.")
+        before = to_data(listing)
+        if chosen == Resolution.CLOSE:
+            apply_data(listing, {"status": Status.CLOSED.value})
+        else:
+            apply_data(listing, {"makes_ldn": False})
+        db.session.flush()
+        if method is not None:
+            add_verification(
+                listing, date.today(), method, moderator, note=f"On resolving {sub.reference}"
+            )
+        after = to_data(listing)
+        decision = Decision(
+            sub, listing, _changed_fields(before, after), resolution=chosen, verified=method
+        )
+        record(
+            f"resolve_{chosen.value}",
+            actor=moderator,
+            listing=listing,
+            submission_id=sub.id,
+            before=before,
+            after=after,
+            reason=_about(sub) + decision.message,
+        )
+        return decision
 
 
 def reject(submission_id: int, moderator: User, reason: str | None) -> Submission:
+    """Handle a submission without changing any listing; the reason is kept in its history."""
     reason = (reason or "").strip()
     if not reason:
         raise ModerationError("A reason is required to reject.")
@@ -190,7 +312,7 @@ def reject(submission_id: int, moderator: User, reason: str | None) -> Submissio
             listing=sub.listing,
             submission_id=sub.id,
             before={"submitted": sub.data},
-            reason=reason,
+            reason=_about(sub) + f"Rejected: {reason}",
         )
         return sub
 
@@ -223,6 +345,17 @@ def merge(submission_id: int, listing_id: int, moderator: User) -> Listing:
             submission_id=sub.id,
             before=before,
             after=to_data(target),
-            reason=f"Filled in: {', '.join(sorted(missing)) or 'nothing'}",
+            reason=_about(sub)
+            + f"Merged into {target.name}. Filled in: "
+            + (", ".join(FIELD_LABELS.get(f, f) for f in sorted(missing)) or "nothing"),
         )
         return target
+
+
+def next_pending(after: int | None = None) -> int | None:
+    """The submission a moderator should open next: the oldest one still waiting (skipping
+    `after`, the one just decided, in case a rollback left it pending)."""
+    stmt = select(Submission.id).where(Submission.status == SubmissionStatus.PENDING)
+    if after is not None:
+        stmt = stmt.where(Submission.id != after)
+    return db.session.scalar(stmt.order_by(Submission.created_at, Submission.id).limit(1))

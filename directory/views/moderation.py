@@ -33,10 +33,12 @@ from ..forms import (
     ActionForm,
     ApproveForm,
     AuditFilterForm,
+    EditApproveForm,
     FlagForm,
     MergeForm,
     PinForm,
     ReasonForm,
+    ResolveForm,
     RoleForm,
     StatusForm,
     VerifyForm,
@@ -45,6 +47,7 @@ from ..forms import (
 from ..listings import FIELD_LABELS, fields_for
 from ..models import Listing, Role, SubmissionStatus, SubmissionType, User
 from ..security import admin_required
+from ..vocabulary import SUGGESTED_RESOLUTION, Kind, Resolution
 
 bp = Blueprint("moderation", __name__, url_prefix="/moderation")
 
@@ -84,15 +87,25 @@ def _refused(exc: moderation.ModerationError, target: str) -> ResponseReturnValu
     return redirect(target, code=303)
 
 
+def _decided(message: str, submission_id: int) -> ResponseReturnValue:
+    """After any decision: say what changed, then open the next submission waiting (or the
+    queue when none is), so a moderator works through the queue without going back."""
+    following = moderation.next_pending(after=submission_id)
+    if following is None:
+        return _done(message + " Nothing else is waiting.", url_for(".queue"))
+    return _done(message, url_for(".review", submission_id=following))
+
+
 # --- the queue --------------------------------------------------------------------------------
 
 
 @bp.get("/")
 def queue() -> ResponseReturnValue:
+    page = request.args.get("page", "1")
+    number = int(page) if page.isascii() and page.isdigit() and len(page) < 8 else 1
     return render_template(
         "moderation/queue.html",
-        counts=moderation.queue_counts(),
-        submissions=moderation.pending(),
+        queue=moderation.queue_page(number),
         due=moderation.due_for_reverification(),
     )
 
@@ -113,9 +126,25 @@ def _review_page(review: moderation.Review, status: int = 200, **forms: Any) -> 
         "approve_form": _approve_form(review),
         "reason_form": ReasonForm(),
         "merge_form": MergeForm(review.dup_listings),
+        "resolve_form": ResolveForm(),
+        "resolutions": _resolutions(review),
+        "history": moderation.submission_history(sub.id),
     }
     context.update(forms)
     return render_template("moderation/review.html", **context), status
+
+
+def _resolutions(review: moderation.Review) -> list[tuple[str, str, bool]]:
+    """The one-step decisions a correction can take, the one its problem asks for first."""
+    sub = review.submission
+    if sub.type != SubmissionType.CORRECTION or sub.listing is None:
+        return []
+    offered = [
+        r for r in Resolution if not (r == Resolution.NOT_LDN and sub.listing_kind != Kind.PHARMACY)
+    ]
+    wanted = SUGGESTED_RESOLUTION.get(sub.problem_term) if sub.problem_term else None
+    # (value, label, whether the report asks for it): only that one is the prominent button.
+    return [(r.value, r.label, r == wanted) for r in sorted(offered, key=lambda r: r != wanted)]
 
 
 @bp.get("/submissions/<int:submission_id>")
@@ -131,7 +160,7 @@ def approve(submission_id: int) -> ResponseReturnValue:
     if not form.validate_on_submit():
         return _review_page(review, 400, approve_form=form)
     try:
-        listing = moderation.approve(
+        decision = moderation.approve(
             sub.id,
             _user(),
             fields=form.fields.data if sub.type == SubmissionType.CORRECTION else None,
@@ -140,10 +169,29 @@ def approve(submission_id: int) -> ResponseReturnValue:
         )
     except moderation.ModerationError as exc:
         return _refused(exc, url_for(".review", submission_id=sub.id))
-    return _done(
-        f"Approved {sub.reference}: it is live.",
-        url_for(".listing", listing_id=listing.id),
-    )
+    return _decided(decision.message, sub.id)
+
+
+@bp.post("/submissions/<int:submission_id>/resolve")
+def resolve(submission_id: int) -> ResponseReturnValue:
+    review = moderation.review(submission_id)
+    sub = review.submission
+    form = ResolveForm()
+    offered = [value for value, _, _ in _resolutions(review)]
+    if not form.validate_on_submit() or form.resolution.data not in offered:
+        if not form.resolution.errors:
+            form.resolution.errors = ["That decision isn't offered for this submission."]
+        return _review_page(review, 400, resolve_form=form)
+    try:
+        decision = moderation.resolve(
+            sub.id,
+            _user(),
+            form.resolution.data,
+            verify_method=form.verify_method.data or None,
+        )
+    except moderation.ModerationError as exc:
+        return _refused(exc, url_for(".review", submission_id=sub.id))
+    return _decided(decision.message, sub.id)
 
 
 @bp.route("/submissions/<int:submission_id>/edit", methods=["GET", "POST"])
@@ -151,28 +199,28 @@ def edit(submission_id: int) -> ResponseReturnValue:
     """Edit the submitted values, then approve them as edited."""
     sub = moderation.get_submission(submission_id)
     form = form_class(sub.listing_kind.value)(prefix="edit")
+    decision_form = EditApproveForm(prefix="decide")
     if request.method == "GET":
         form.fill(sub.data)
-    elif form.validate_on_submit():
+    # Both forms validate, so each shows its own messages at once.
+    elif all([form.validate_on_submit(), decision_form.validate_on_submit()]):
         data = form.to_data()
         try:
-            listing = moderation.approve(
+            decision = moderation.approve(
                 sub.id,
                 _user(),
                 data=data,
                 fields=list(data) if sub.type == SubmissionType.CORRECTION else None,
+                verify_method=decision_form.verify_method.data or None,
             )
         except moderation.ModerationError as exc:
             return _refused(exc, url_for(".review", submission_id=sub.id))
-        return _done(
-            f"Approved {sub.reference} with your edits: it is live.",
-            url_for(".listing", listing_id=listing.id),
-        )
+        return _decided(decision.message, sub.id)
     if sub.status != SubmissionStatus.PENDING:
         flash("This submission was already handled; saving will not change anything.", "error")
-    return render_template("moderation/edit.html", sub=sub, form=form), (
-        400 if form.errors else 200
-    )
+    return render_template(
+        "moderation/edit.html", sub=sub, form=form, decision_form=decision_form
+    ), (400 if form.errors or decision_form.errors else 200)
 
 
 @bp.post("/submissions/<int:submission_id>/reject")
@@ -186,7 +234,7 @@ def reject(submission_id: int) -> ResponseReturnValue:
         moderation.reject(sub.id, _user(), form.reason.data)
     except moderation.ModerationError as exc:
         return _refused(exc, url_for(".review", submission_id=sub.id))
-    return _done(f"Rejected {sub.reference}.", url_for(".queue"))
+    return _decided(f"Rejected {sub.reference}: no listing changed.", sub.id)
 
 
 @bp.post("/submissions/<int:submission_id>/merge")
@@ -203,9 +251,7 @@ def merge(submission_id: int) -> ResponseReturnValue:
     except moderation.ModerationError as exc:
         form.listing_id.errors = [str(exc)]
         return _review_page(review, 400, merge_form=form)
-    return _done(
-        f"Merged {sub.reference} into {listing.name}.", url_for(".listing", listing_id=listing.id)
-    )
+    return _decided(f"Merged {sub.reference} into {listing.name}.", sub.id)
 
 
 # --- listing upkeep ---------------------------------------------------------------------------

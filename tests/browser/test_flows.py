@@ -86,9 +86,17 @@ def test_the_whole_moderation_loop(live_server, open_page) -> None:
     mod.get_by_role("link", name=reference).click()
     # The queue page has a <main> too: wait for the review page's, not read whichever is there.
     expect(mod.locator("main")).to_contain_text("visitor@example.org")
+    review_url = mod.url
     mod.get_by_role("link", name="Edit, then approve").click()
     mod.get_by_label(NAME).fill("Magnolia Compounding")
     mod.get_by_role("button", name="Save and publish").click()
+    # Nothing else waits: back to the queue, told exactly what happened.
+    mod.wait_for_url(re.compile(r"/moderation/$"))
+    assert f"Published Magnolia Compounding from {reference}: it now appears in search." in (
+        mod.locator(".flashes").inner_text()
+    )
+    mod.goto(review_url)
+    mod.get_by_role("link", name="Magnolia Compounding").click()
     mod.wait_for_url(re.compile(r"/moderation/listings/\d+$"))
     listing_admin_url = mod.url
 
@@ -123,11 +131,16 @@ def test_the_whole_moderation_loop(live_server, open_page) -> None:
     mod.get_by_role("link", name=correction_ref).click()
     row = mod.locator("table.diff tbody tr", has_text="Price notes")
     assert "About $25 for 30 capsules" in row.locator("td.after").inner_text()
-    mod.get_by_role("button", name="Approve and publish").click()
-    mod.wait_for_url(listing_admin_url)
+    mod.get_by_role("button", name="Apply the ticked changes").click()
+    mod.wait_for_url(re.compile(r"/moderation/$"))
+    assert f"Applied {correction_ref} to Magnolia Compounding: changed Price notes." in (
+        mod.locator(".flashes").inner_text()
+    )
 
+    mod.goto(listing_admin_url)
     history = mod.locator("ol.history").inner_text()
-    assert "approve new" in history and "approve correction" in history and "verify" in history
+    assert "published a new listing" in history and "applied a correction" in history
+    assert "checked the details" in history and correction_ref in history
     patient.goto(base + f"/search?near={ZIP}")
     patient.locator(".card", has_text="Magnolia Compounding").get_by_role("link").first.click()
     expect(patient.locator("main")).to_contain_text("About $25 for 30 capsules")
