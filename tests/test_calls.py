@@ -153,6 +153,9 @@ def test_paging_counts_in_sql_and_caps_the_count(app, monkeypatch) -> None:
     monkeypatch.setattr(calls, "COUNT_CAP", 30)
     capped = calls.call_list(CallFilters())
     assert (capped.total, capped.capped, capped.pages) == (30, True, 2)
+    # Further on, the count reaches further: "Next" always leads somewhere.
+    further = calls.call_list(CallFilters(page=2))
+    assert (further.total, further.capped, further.pages) == (45, False, 3)
 
 
 # --- claims -----------------------------------------------------------------------------------
@@ -393,3 +396,22 @@ def test_others_see_who_is_calling(app, client, auth) -> None:
 
 def test_the_call_list_is_for_moderators_only(client) -> None:
     assert client.get("/moderation/calls/").status_code in (302, 401)
+
+
+def test_the_rebuild_agrees_with_distances_measured_one_by_one(app) -> None:
+    """Random places over a few degrees (several grid cells, some near 25 miles apart),
+    random ones confirmed: the grid rebuild marks exactly what the slow oracle does."""
+    import random
+
+    rng = random.Random(11)
+    for n in range(80):
+        place = {"lat": 46 + rng.random() * 3, "lon": -120 + rng.random() * 4}
+        if rng.random() < 0.15:
+            builders.pharmacy(**place, verified_on=TODAY - timedelta(days=rng.randrange(600)))
+        elif n % 3:
+            imported(**place)
+        else:
+            builders.prescriber(**place)
+    assert calls.refresh_nearby() == sum(nearby_oracle().values())
+    assert stored_nearby() == nearby_oracle()
+    assert 0 < sum(stored_nearby().values()) < 80

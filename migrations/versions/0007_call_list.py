@@ -22,13 +22,16 @@ def upgrade():
         'listings',
         sa.Column('confirmed_nearby', sa.Boolean(), server_default=sa.false(), nullable=False),
     )
+    # The call list's order plus every column its filters read: pages and counts are
+    # read from the index alone.
+    filtered = ['status', 'verified_on', 'kind', 'makes_ldn']
     op.create_index(
-        'ix_listings_call_order', 'listings', ['confirmed_nearby', 'id'], unique=False
+        'ix_listings_call_order', 'listings', ['confirmed_nearby', 'id', *filtered], unique=False
     )
     op.create_index(
         'ix_listings_call_order_region',
         'listings',
-        ['region', 'confirmed_nearby', 'id'],
+        ['region', 'confirmed_nearby', 'id', *filtered],
         unique=False,
     )
     op.create_table(
