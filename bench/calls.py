@@ -33,6 +33,7 @@ LIST_MODES: dict[str, str] = {
     "Texas + pharmacy + stale": "state=US-TX&kind=pharmacy&due=stale",
     "page 50": "page=50",
 }
+FUNCTION_MODES: dict[str, Any] = {}  # filled in bench_size (needs the app's imports)
 ANSWERS = {
     "outcome": "confirmed",
     "sr_policy": "ir_only",
@@ -71,6 +72,18 @@ def bench_size(size: int) -> dict[str, Any]:
     from directory.extensions import db
     from directory.models import Listing, Role, User
     from directory.moderation import calls
+    from directory.vocabulary import CallDue, Kind
+
+    FUNCTION_MODES.update(
+        {
+            "no filter": calls.CallFilters(),
+            "kind: prescriber": calls.CallFilters(kind=Kind.PRESCRIBER),
+            "never confirmed": calls.CallFilters(due=CallDue.NEVER),
+            "Texas + pharmacy + stale": calls.CallFilters(
+                region="US-TX", kind=Kind.PHARMACY, due=CallDue.STALE
+            ),
+        }
+    )
 
     app = create_app(
         {
@@ -116,6 +129,23 @@ def bench_size(size: int) -> dict[str, Any]:
         lists[name] = summary(samples)
         log(f"list {name}: {lists[name]}")
     out["list"] = lists
+    # The same client on a page that reads nothing from the database: what any request costs
+    # on this machine at this moment (the ratio says how much the list itself adds).
+    for _ in range(WARMUP):
+        client.get("/about")
+    out["baseline"] = summary([timed(lambda: client.get("/about"))[0] for _ in range(REQUESTS)])
+    log(f"baseline /about: {out['baseline']}")
+    # The list's queries alone, without rendering or the request around them.
+    with app.app_context():
+        for name, filters in FUNCTION_MODES.items():
+            samples = []
+            for n in range(WARMUP + REQUESTS):
+                ms, _page = timed(lambda filters=filters: calls.call_list(filters))
+                db.session.remove()
+                if n >= WARMUP:
+                    samples.append(ms)
+            out.setdefault("call_list", {})[name] = summary(samples)
+            log(f"call_list() {name}: {out['call_list'][name]}")
 
     # Items to claim and to save: from the list itself, as volunteers would take them.
     with app.app_context():
@@ -150,6 +180,10 @@ def bench_size(size: int) -> dict[str, Any]:
     return out
 
 
+def _cell(timing: dict[str, float]) -> str:
+    return f"{timing['median']} / {timing['p95']}"
+
+
 def table(results: list[dict[str, Any]]) -> str:
     sizes = [r["size"] for r in results]
     head = "| what | " + " | ".join(f"{s:,}: median / p95 ms" for s in sizes) + " |"
@@ -157,6 +191,13 @@ def table(results: list[dict[str, Any]]) -> str:
     for name in LIST_MODES:
         cells = [f"{r['list'][name]['median']} / {r['list'][name]['p95']}" for r in results]
         rows.append(f"| list, {name} | " + " | ".join(cells) + " |")
+    for name in FUNCTION_MODES:
+        cells = [
+            f"{r['call_list'][name]['median']} / {r['call_list'][name]['p95']}" for r in results
+        ]
+        rows.append(f"| call_list() alone, {name} | " + " | ".join(cells) + " |")
+    cells = [f"{r['baseline']['median']} / {r['baseline']['p95']}" for r in results]
+    rows.append("| baseline: GET /about, same client | " + " | ".join(cells) + " |")
     for key, label in (("claim", "claim (POST)"), ("save", "save a confirmation + claim next")):
         cells = [f"{r[key]['median']} / {r[key]['p95']}" for r in results]
         rows.append(f"| {label} | " + " | ".join(cells) + " |")
