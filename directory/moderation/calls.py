@@ -598,6 +598,11 @@ class StateProgress:
     left: int
     confirmed_this_week: int
 
+    @property
+    def is_us_state(self) -> bool:
+        """A US state (the call list filters by those); other regions are named abroad."""
+        return bool(self.region and self.region.startswith("US-"))
+
 
 @dataclass(frozen=True)
 class Progress:
