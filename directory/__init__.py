@@ -68,7 +68,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     requestlog.init_app(app)
     cli.init_app(app)
 
-    from .views import api, auth, hsds, moderation, public, submit
+    # calls nests itself in moderation's blueprint, so it is imported before moderation's is
+    # registered.
+    from .views import api, auth, calls, hsds, moderation, public, submit  # noqa: F401
 
     # Ids in URLs are bounded so a 30-digit id is a 404, not an overflow in the database driver.
     app.url_map.converters["int"] = BoundedInt

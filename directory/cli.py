@@ -269,6 +269,18 @@ def init_app(app: Flask) -> None:
             _fail(f"{drifted} stored values differ from their source.")
         click.echo("Every stored copy agrees with its source.")
 
+    @app.cli.command("refresh-call-list")
+    def refresh_call_list() -> None:
+        """Work out again which listings have a confirmed pharmacy within 25 miles (the call
+        list's order), after an import or moderators' changes outside the call list."""
+        problem = _database_problem()
+        if problem:
+            _fail(problem)
+        from .moderation.calls import NEARBY_MILES, refresh_nearby
+
+        marked = refresh_nearby()
+        click.echo(f"{marked} listings have a confirmed pharmacy within {NEARBY_MILES} miles.")
+
     @app.cli.command("export")
     @click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
     @click.option("--format", "format_name", help=f"One of {', '.join(exports.WRITERS)}.")

@@ -38,6 +38,7 @@ from .derived import RANK_CURATED, RANK_EPOCH
 from .extensions import Base, db
 from .facts import ListingFacts, slugify
 from .vocabulary import (
+    CallOutcome,
     FlagType,
     Guidance,
     Kind,
@@ -55,6 +56,7 @@ from .vocabulary import (
 )
 
 __all__ = [  # re-exported: models, their values and what is derived from them travel together
+    "CallOutcome",
     "ListingFacts",
     "slugify",
     "RANK_CURATED",
@@ -150,6 +152,10 @@ listing_conditions = Table(
 )
 
 
+# What the call list filters on (moderation/calls.py), carried in its indexes.
+CALL_LIST_COLUMNS = ("status", "verified_on", "kind", "makes_ldn")
+
+
 # --- listings ---------------------------------------------------------------------------------
 
 
@@ -163,6 +169,12 @@ class Listing(ListingFacts, Model):
         Index("ix_listings_npi", "npi"),
         Index("ix_listings_phone_digits", "phone_digits"),
         Index("ix_listings_verified_on", "verified_on"),
+        # The call list's order, walked without sorting, with every column its filters read,
+        # so a page and its count never visit the table (moderation/calls.py).
+        Index("ix_listings_call_order", "confirmed_nearby", "id", *CALL_LIST_COLUMNS),
+        Index(
+            "ix_listings_call_order_region", "region", "confirmed_nearby", "id", *CALL_LIST_COLUMNS
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -209,6 +221,10 @@ class Listing(ListingFacts, Model):
     # this instead of probing reliability_flags for every candidate. Kept by a trigger
     # (derived.py), like phone_digits, verified_on and ListingRegion.rank.
     on_curated_list: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # True while a confirmed pharmacy (moderation/calls.py: is_confirmed_pharmacy) is within
+    # 25 miles: the call list puts the listings without one first. Kept by the call list's
+    # outcomes, which are what confirms pharmacies, and rebuilt by calls.refresh_nearby().
+    confirmed_nearby: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     fillers: Mapped[list[Filler]] = relationship(
         secondary=listing_fillers, order_by=Filler.code, lazy="selectin"
@@ -500,6 +516,38 @@ class ListingSource(Model):
     last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     deactivated_on: Mapped[date | None] = mapped_column(Date)  # gone from the source
     listing: Mapped[Listing] = relationship()
+
+
+class CallClaim(Model):
+    """A volunteer is calling this listing: others see who, until `expires_at`. One row per
+    listing (the primary key), taken by an atomic insert or conditional update, so two
+    volunteers racing for one listing can't both hold it."""
+
+    __tablename__ = "call_claims"
+    listing_id: Mapped[int] = mapped_column(
+        ForeignKey("listings.id", ondelete="CASCADE"), primary_key=True
+    )
+    moderator_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    claimed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    moderator: Mapped[User] = relationship()
+
+
+class CallAttempt(Model):
+    """One call and how it ended. Moderators only: "no answer" never shows to patients."""
+
+    __tablename__ = "call_attempts"
+    __table_args__ = (
+        Index("ix_call_attempts_listing", "listing_id", "at"),
+        Index("ix_call_attempts_outcome_at", "outcome", "at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id", ondelete="CASCADE"))
+    moderator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    outcome: Mapped[CallOutcome] = mapped_column(_enum(CallOutcome, 16))
+    note: Mapped[str | None] = mapped_column(String(500))
+    moderator: Mapped[User | None] = relationship()
 
 
 class GeocodeCacheEntry(Model):

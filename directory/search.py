@@ -203,9 +203,10 @@ def _criteria(
 ) -> spatial.Criteria:
     out: list[ColumnElement[bool]] = [
         Listing.status != Status.CLOSED,
-        # A pharmacy known not to make LDN is no answer to this search, whatever else it does
-        # (unknown still shows: its card says to call first).
-        _only_for(Kind.PHARMACY, Listing.makes_ldn.is_not(False)),
+        # A pharmacy known not to make LDN (or a prescriber who told a volunteer they don't
+        # prescribe it) is no answer to this search, whatever else it does (unknown still
+        # shows: its card says to call first).
+        Listing.makes_ldn.is_not(False),
     ]
     if kind != BOTH:
         out.append(Listing.kind == Kind.parse(kind))

@@ -261,4 +261,9 @@ def load(seeds_dir: Path = SEEDS, *, samples: bool = True) -> SeedReport:
                 continue
             moderation.create_seed_listing(row.kind, row.data)
             report.listings_added += 1
+    if report.listings_added:
+        # Samples include confirmed pharmacies: the call list's order counts them.
+        from .moderation.calls import refresh_nearby
+
+        refresh_nearby()
     return report

@@ -172,3 +172,20 @@ class Relation(Term):
     STAFF = "staff", "I work there"
     PATIENT = "patient", "I am a patient there"
     OTHER = "other", "Other"
+
+
+class CallOutcome(Term):
+    """How a volunteer's call to a listing ended (the call list's confirm screen)."""
+
+    CONFIRMED = "confirmed", "They answered: save their answers", Tone.GOOD
+    NO_ANSWER = "no_answer", "No answer / call back later", Tone.UNKNOWN
+    NO_LDN = "no_ldn", "Does not make or prescribe LDN", Tone.BAD
+    CLOSED = "closed", "Closed for good", Tone.BAD
+
+
+class CallDue(Term):
+    """Why a listing is on the call list: nobody has ever confirmed it, or the last
+    confirmation is over a year old (facts.STALE_AFTER)."""
+
+    NEVER = "never", "Never confirmed"
+    STALE = "stale", "Confirmed over a year ago"

@@ -62,16 +62,22 @@ def create_listing(
 
 
 def update_listing(
-    listing: Listing, changes: dict[str, Any], *, actor: User | str, reason: str
+    listing: Listing,
+    changes: dict[str, Any],
+    *,
+    actor: User | str,
+    reason: str,
+    action: str = "import_update",
 ) -> None:
     """Set the changed fields (only those) and record what they were. `actor` is a moderator,
-    or the label of an unattended import (the NPI registry's)."""
+    or the label of an unattended import (the NPI registry's); `action` names the change in
+    the audit trail (a volunteer's call writes "call_answers")."""
     current = to_data(listing)
     before = {k: current[k] for k in changes}
     apply_data(listing, changes)
     after = {k: v for k, v in to_data(listing).items() if k in changes}
     who: dict[str, Any] = {"actor": actor} if isinstance(actor, User) else {"actor_label": actor}
-    record("import_update", **who, listing=listing, before=before, after=after, reason=reason)
+    record(action, **who, listing=listing, before=before, after=after, reason=reason)
 
 
 def _same(flag: ReliabilityFlag, data: dict[str, Any]) -> bool:

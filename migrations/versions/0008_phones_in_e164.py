@@ -1,7 +1,7 @@
 """phones in E.164: listings, pending submissions and the imports' remembered values
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-01 16:30:00
 
 Data only, no schema change. Every phone becomes E.164 (+12055550100), the one form the app
@@ -21,7 +21,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0008'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,639 @@
+"""The volunteers' call list: published listings nobody has confirmed (or not for a year),
+claimed one at a time so two volunteers never call the same place, and each call's outcome
+written to the listing through the same audited paths as every other change.
+
+Order: listings with no confirmed pharmacy within 25 miles come first, because a patient
+there has nowhere known to go. Whether one is near is kept on the listing
+(`listings.confirmed_nearby`) by the outcomes that confirm or unconfirm a pharmacy, so the
+list is read in index order without measuring distances; `refresh_nearby()` works it out
+again from scratch (after an import or a moderator's status change, which can also change
+what counts as confirmed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Select,
+    UnaryExpression,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import operators
+
+from ..db import writing
+from ..extensions import db
+from ..facts import fresh_since
+from ..geomath import EARTH_RADIUS, KM_PER_MILE, box_around, distance_from
+from ..listings import to_data
+from ..models import (
+    CallAttempt,
+    CallClaim,
+    CallOutcome,
+    Kind,
+    Listing,
+    Status,
+    User,
+    VerifyMethod,
+    utcnow,
+)
+from ..spatial import listing_rtree, sql_distance_km
+from ..vocabulary import CallDue
+from .audit import record
+from .bulk import update_listing
+from .errors import ModerationError
+from .upkeep import add_verification, get_listing
+
+NEARBY_MILES = 25
+NEARBY_KM = NEARBY_MILES * KM_PER_MILE
+CLAIM_MINUTES = 30
+PAGE_SIZE = 20
+# Counting every listing left in a 1M directory costs more than the list itself; this far
+# past the page asked for the count stops and says "+" (the progress page counts them all).
+COUNT_CAP = 2_000
+
+
+# --- what is on the list ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallFilters:
+    region: str | None = None  # US-XX
+    kind: Kind | None = None
+    due: CallDue | None = None
+    page: int = 1
+
+
+def is_confirmed_pharmacy(listing: Listing) -> bool:
+    """A pharmacy someone has checked and that makes LDN: what "a confirmed pharmacy nearby"
+    means for the list's order."""
+    return (
+        listing.kind == Kind.PHARMACY
+        and listing.makes_ldn is True
+        and listing.status != Status.CLOSED
+        and listing.verified_on is not None
+    )
+
+
+def _confirmed_pharmacy_sql() -> list[ColumnElement[bool]]:
+    # The same rule as is_confirmed_pharmacy, as clauses (a test holds the two together).
+    return [
+        Listing.kind == Kind.PHARMACY,
+        Listing.makes_ldn.is_(True),
+        Listing.status != Status.CLOSED,
+        Listing.verified_on.is_not(None),
+    ]
+
+
+def _due(due: CallDue | None, today: date | None) -> ColumnElement[bool]:
+    since = fresh_since(today)
+    verified_on = _unindexed(Listing.verified_on)
+    if due == CallDue.NEVER:
+        return verified_on.is_(None)
+    if due == CallDue.STALE:
+        return verified_on < since
+    # Any: also a pharmacy checked lately whose LDN answer is still unknown.
+    return or_(
+        verified_on.is_(None),
+        verified_on < since,
+        and_(_unindexed(Listing.kind) == Kind.PHARMACY, Listing.makes_ldn.is_(None)),
+    )
+
+
+def _where(filters: CallFilters, today: date | None) -> list[ColumnElement[bool]]:
+    clauses = [_unindexed(Listing.status) != Status.CLOSED, _due(filters.due, today)]
+    if filters.kind is not None:
+        clauses.append(_unindexed(Listing.kind) == filters.kind)
+    if filters.region:
+        clauses.append(Listing.region == filters.region)
+    return clauses
+
+
+def _live_claims(now: datetime) -> Any:
+    return (
+        select(CallClaim.listing_id, CallClaim.expires_at, User.username)
+        .join(User, User.id == CallClaim.moderator_id)
+        .where(CallClaim.expires_at > now)
+        .subquery()
+    )
+
+
+@dataclass(frozen=True)
+class CallItem:
+    id: int
+    kind: Kind
+    name: str
+    city: str | None
+    region: str | None
+    phone: str | None
+    verified_on: date | None
+    confirmed_nearby: bool
+    held_by: str | None
+    held_until: datetime | None
+    last_outcome: CallOutcome | None
+    last_called: datetime | None
+
+
+@dataclass(frozen=True)
+class CallPage:
+    items: list[CallItem]
+    total: int  # up to COUNT_CAP
+    capped: bool
+    page: int
+    pages: int
+
+
+def _last_attempt(column: Any) -> Any:
+    return (
+        select(column)
+        .where(CallAttempt.listing_id == Listing.id)
+        .order_by(CallAttempt.at.desc(), CallAttempt.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _walk(stmt: Select[Any], filters: CallFilters) -> Select[Any]:
+    """Read the list from its own index (models.Listing: ix_listings_call_order, with the
+    region first when filtering by state). SQLAlchemy has no SQLite index hint, so the
+    filters name their columns as `+column` there (_unindexed), which SQLite's planner reads
+    as "no index for this term": without that it takes the `kind` or `verified_on` index and
+    then sorts or looks up every row (80 ms instead of 1 at 100k listings). PostgreSQL plans
+    from its statistics."""
+    return stmt
+
+
+def _unindexed(column: Any) -> Any:
+    if db.engine.dialect.name != "sqlite":
+        return column
+    return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
+
+
+def _ordered(stmt: Select[Any]) -> Select[Any]:
+    # Index order: nobody confirmed nearby first, then oldest first.
+    return stmt.order_by(Listing.confirmed_nearby, Listing.id)
+
+
+def call_list(
+    filters: CallFilters, *, today: date | None = None, now: datetime | None = None
+) -> CallPage:
+    now = now or utcnow()
+    where = _where(filters, today)
+    page = max(filters.page, 1)
+    # Counted up to COUNT_CAP past the page asked for, so "Next" always leads somewhere.
+    cap = (page - 1) * PAGE_SIZE + COUNT_CAP
+    counted = (
+        db.session.scalar(
+            select(func.count()).select_from(
+                _walk(select(Listing.id).where(*where), filters).limit(cap + 1).subquery()
+            )
+        )
+        or 0
+    )
+    total = min(counted, cap)
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(page, pages)
+    ids = list(
+        db.session.scalars(
+            _ordered(_walk(select(Listing.id).where(*where), filters))
+            .limit(PAGE_SIZE)
+            .offset((page - 1) * PAGE_SIZE)
+        )
+    )
+    claims = _live_claims(now)
+    rows = db.session.execute(
+        select(
+            Listing.id,
+            Listing.kind,
+            Listing.name,
+            Listing.city,
+            Listing.region,
+            Listing.phone,
+            Listing.verified_on,
+            Listing.confirmed_nearby,
+            claims.c.username,
+            claims.c.expires_at,
+            _last_attempt(CallAttempt.outcome),
+            _last_attempt(CallAttempt.at),
+        )
+        .where(Listing.id.in_(ids))
+        .outerjoin(claims, claims.c.listing_id == Listing.id)
+    ).all()
+    # Two queries: the page's ids in index order, then their rows by primary key (one query
+    # joining the two let SQLite walk the whole index again to sort them).
+    position = {listing_id: n for n, listing_id in enumerate(ids)}
+    items = sorted((CallItem(*row) for row in rows), key=lambda item: position[item.id])
+    return CallPage(items, total, counted > cap, page, pages)
+
+
+# --- claims -----------------------------------------------------------------------------------
+
+
+def _rowcount(stmt: Any) -> int:
+    result = cast(CursorResult[Any], db.session.connection().execute(stmt))
+    return result.rowcount
+
+
+def _take(listing_id: int, user: User, now: datetime) -> bool:
+    """Hold the listing for CLAIM_MINUTES; False when someone else holds it. One statement
+    decides each way (an insert that does nothing on a conflict, then an update that only
+    matches an expired or own claim), so a race has exactly one winner on both databases."""
+    expires = now + timedelta(minutes=CLAIM_MINUTES)
+    values = {
+        "listing_id": listing_id,
+        "moderator_id": user.id,
+        "claimed_at": now,
+        "expires_at": expires,
+    }
+    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(CallClaim).values(**values).on_conflict_do_nothing()
+    if _rowcount(insert) == 1:
+        return True
+    taken = (
+        update(CallClaim)
+        .where(
+            CallClaim.listing_id == listing_id,
+            or_(CallClaim.expires_at <= now, CallClaim.moderator_id == user.id),
+        )
+        .values(moderator_id=user.id, claimed_at=now, expires_at=expires)
+    )
+    return _rowcount(taken) == 1
+
+
+@dataclass(frozen=True)
+class Holder:
+    username: str
+    until: datetime
+
+
+def holder(listing_id: int, now: datetime | None = None) -> Holder | None:
+    row = db.session.execute(
+        select(User.username, CallClaim.expires_at)
+        .join(User, User.id == CallClaim.moderator_id)
+        .where(CallClaim.listing_id == listing_id, CallClaim.expires_at > (now or utcnow()))
+    ).first()
+    return Holder(row[0], row[1]) if row else None
+
+
+def _busy(listing_id: int, now: datetime) -> ModerationError:
+    held = holder(listing_id, now)
+    who = held.username if held else "Another volunteer"
+    return ModerationError(f"{who} is calling this one now. Nothing was changed.")
+
+
+def claim(listing_id: int, user: User, now: datetime | None = None) -> Listing:
+    """Hold a listing for this volunteer, or a ModerationError naming who holds it."""
+    now = now or utcnow()
+    with writing():
+        listing = get_listing(listing_id)
+        if not _take(listing.id, user, now):
+            raise _busy(listing.id, now)
+        return listing
+
+
+def release(listing_id: int, user: User) -> None:
+    with writing():
+        db.session.execute(
+            delete(CallClaim).where(
+                CallClaim.listing_id == listing_id, CallClaim.moderator_id == user.id
+            )
+        )
+
+
+def claim_next(
+    filters: CallFilters, user: User, *, skip: Sequence[int] = (), now: datetime | None = None
+) -> int | None:
+    """Claim the first listing on the list (same filters) that nobody else holds; its id, or
+    None when the list is done. A lost race moves on to the next one."""
+    now = now or utcnow()
+    passed = set(skip)
+    for _ in range(10):
+        others = select(CallClaim.listing_id).where(
+            CallClaim.expires_at > now, CallClaim.moderator_id != user.id
+        )
+        stmt = _ordered(
+            _walk(
+                select(Listing.id).where(*_where(filters, now.date()), Listing.id.not_in(others)),
+                filters,
+            )
+        )
+        if passed:
+            stmt = stmt.where(Listing.id.not_in(passed))
+        next_id = db.session.scalar(stmt.limit(1))
+        if next_id is None:
+            return None
+        with writing():
+            if _take(next_id, user, now):
+                return next_id
+        passed.add(next_id)
+    return None
+
+
+def attempts(listing_id: int, limit: int = 10) -> list[CallAttempt]:
+    """The listing's latest calls, newest first (moderators only)."""
+    return list(
+        db.session.scalars(
+            select(CallAttempt)
+            .where(CallAttempt.listing_id == listing_id)
+            .order_by(CallAttempt.at.desc(), CallAttempt.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+# --- recording a call -------------------------------------------------------------------------
+
+
+def record_call(
+    listing_id: int,
+    user: User,
+    outcome: CallOutcome,
+    *,
+    answers: dict[str, Any] | None = None,
+    note: str | None = None,
+    today: date | None = None,
+    now: datetime | None = None,
+) -> Listing:
+    """Write how a call ended. Confirmed: the answers become the listing's facts (only the
+    fields that changed, audited), with a phone verification dated today. Doesn't make or
+    prescribe LDN, and closed: the listing leaves search, also verified today. No answer: an
+    attempt only; it stays on the list and patients see nothing. The volunteer must hold the
+    listing (or its claim must have run out with nobody else taking it)."""
+    today = today or date.today()
+    now = now or utcnow()
+    with writing():
+        listing = get_listing(listing_id)
+        if not _take(listing.id, user, now):
+            raise _busy(listing.id, now)
+        was_confirmed = is_confirmed_pharmacy(listing)
+        reason = f"Phone call by {user.username}" + (f": {note}" if note else "")
+        changes: dict[str, Any] = {}
+        if outcome == CallOutcome.CONFIRMED:
+            changes = dict(answers or {})
+        elif outcome == CallOutcome.CLOSED:
+            changes = {"status": Status.CLOSED.value}
+        current = to_data(listing)
+        # The form asks about US states; countries abroad already listed stay.
+        if changes.get("mail_order") or "licensed_in" in changes:
+            for key in ("ships_to", "licensed_in"):
+                if key in changes:
+                    abroad = {c for c in current.get(key) or [] if not c.startswith("US-")}
+                    changes[key] = sorted(set(changes[key]) | abroad)
+        changes = {k: v for k, v in changes.items() if current.get(k) != v}
+        if changes:
+            update_listing(listing, changes, actor=user, reason=reason, action="call_answers")
+        if outcome in (CallOutcome.CONFIRMED, CallOutcome.NO_LDN):
+            _set_makes_ldn(listing, outcome == CallOutcome.CONFIRMED, user, reason)
+        if outcome != CallOutcome.NO_ANSWER:
+            before = listing.verified_on
+            add_verification(listing, today, VerifyMethod.PHONE, user, note)
+            record(
+                "verify",
+                actor=user,
+                listing=listing,
+                before={"verified_on": before.isoformat() if before else None},
+                after={"method": VerifyMethod.PHONE.value, "date": today.isoformat()},
+                reason=reason,
+            )
+        db.session.add(
+            CallAttempt(
+                listing_id=listing.id, moderator_id=user.id, at=now, outcome=outcome, note=note
+            )
+        )
+        record(
+            "call",
+            actor=user,
+            listing=listing,
+            after={"outcome": outcome.value},
+            reason=note,
+        )
+        db.session.execute(delete(CallClaim).where(CallClaim.listing_id == listing.id))
+        db.session.flush()
+        confirmed = is_confirmed_pharmacy(listing)
+        if confirmed and not was_confirmed:
+            mark_nearby(listing)
+        elif was_confirmed and not confirmed:
+            unmark_nearby(listing)
+        return listing
+
+
+def _set_makes_ldn(listing: Listing, makes: bool, user: User, reason: str) -> None:
+    # A pharmacy's makes_ldn is one of its public fields (update_listing audits it); a
+    # prescriber's says whether they prescribe it, which search reads the same way.
+    if listing.makes_ldn is makes:
+        return
+    if listing.kind == Kind.PHARMACY:
+        update_listing(
+            listing, {"makes_ldn": makes}, actor=user, reason=reason, action="call_answers"
+        )
+        return
+    before = {"prescribes_ldn": listing.makes_ldn}
+    listing.makes_ldn = makes
+    record(
+        "call_answers",
+        actor=user,
+        listing=listing,
+        before=before,
+        after={"prescribes_ldn": makes},
+        reason=reason,
+    )
+
+
+# --- "a confirmed pharmacy within 25 miles" ---------------------------------------------------
+
+
+def _in_box(lat: float, lon: float, km: float) -> ColumnElement[bool]:
+    box = box_around(lat, lon, km)
+    wraps = box.west > box.east
+    if db.engine.dialect.name == "sqlite":
+        r = listing_rtree.c
+        lon_ok = (
+            or_(r.max_lon >= box.west, r.min_lon <= box.east)
+            if wraps
+            else and_(r.max_lon >= box.west, r.min_lon <= box.east)
+        )
+        return Listing.id.in_(
+            select(r.id).where(r.max_lat >= box.south, r.min_lat <= box.north, lon_ok)
+        )
+    lon_in = (
+        or_(Listing.lon >= box.west, Listing.lon <= box.east)
+        if wraps
+        else Listing.lon.between(box.west, box.east)
+    )
+    return and_(Listing.lat.between(box.south, box.north), lon_in)
+
+
+def mark_nearby(pharmacy: Listing) -> int:
+    """A pharmacy became confirmed: everything within 25 miles now has one nearby."""
+    if pharmacy.lat is None or pharmacy.lon is None:
+        return 0
+    return _rowcount(
+        update(Listing)
+        .where(
+            _in_box(pharmacy.lat, pharmacy.lon, NEARBY_KM),
+            Listing.confirmed_nearby.is_(False),
+            sql_distance_km(pharmacy.lat, pharmacy.lon) <= NEARBY_KM,
+        )
+        .values(confirmed_nearby=True)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def unmark_nearby(pharmacy: Listing) -> int:
+    """A confirmed pharmacy no longer is: its neighbours keep the mark only if another
+    confirmed pharmacy is within 25 miles of them."""
+    if pharmacy.lat is None or pharmacy.lon is None:
+        return 0
+    lat, lon = pharmacy.lat, pharmacy.lon
+    marked = db.session.execute(
+        select(Listing.id, Listing.lat, Listing.lon).where(
+            _in_box(lat, lon, NEARBY_KM),
+            Listing.confirmed_nearby.is_(True),
+            sql_distance_km(lat, lon) <= NEARBY_KM,
+        )
+    ).all()
+    if not marked:
+        return 0
+    others = db.session.execute(
+        select(Listing.lat, Listing.lon).where(
+            _in_box(lat, lon, 2 * NEARBY_KM), Listing.id != pharmacy.id, *_confirmed_pharmacy_sql()
+        )
+    ).all()
+    points = [(p, q) for p, q in others if p is not None and q is not None]
+    lonely = [
+        i
+        for i, a, b in marked
+        if a is not None
+        and b is not None
+        and not any(distance_from(a, b)(p, q) <= NEARBY_KM for p, q in points)
+    ]
+    if lonely:
+        db.session.execute(
+            update(Listing)
+            .where(Listing.id.in_(lonely))
+            .values(confirmed_nearby=False)
+            .execution_options(synchronize_session=False)
+        )
+    return len(lonely)
+
+
+# Cells of the grid refresh_nearby sorts confirmed pharmacies into, in degrees.
+_CELL = 0.5
+
+
+def _cell(lat: float, lon: float) -> tuple[int, int]:
+    return math.floor(lat / _CELL), math.floor(lon / _CELL) % round(360 / _CELL)
+
+
+def refresh_nearby(batch: int = 5000) -> int:
+    """Work `confirmed_nearby` out again for every listing; returns how many are marked.
+
+    In Python over a grid rather than one spatial UPDATE per confirmed pharmacy: with 400k of
+    them (the 1M bench database) that would take hours; this reads each listing once."""
+    with writing():
+        grid: dict[tuple[int, int], list[tuple[float, float]]] = {}
+        for lat, lon in db.session.execute(
+            select(Listing.lat, Listing.lon).where(
+                *_confirmed_pharmacy_sql(), Listing.lat.is_not(None), Listing.lon.is_not(None)
+            )
+        ):
+            if lat is not None and lon is not None:  # the query says so; the types don't
+                grid.setdefault(_cell(lat, lon), []).append((lat, lon))
+        reach_lat = math.ceil(math.degrees(NEARBY_KM / EARTH_RADIUS) / _CELL)
+        near: list[int] = []
+        rows = db.session.execute(
+            select(Listing.id, Listing.lat, Listing.lon).where(
+                Listing.lat.is_not(None), Listing.lon.is_not(None)
+            ),
+            execution_options={"yield_per": batch},
+        )
+        for listing_id, lat, lon in rows:
+            if lat is None or lon is None:
+                continue
+            i, j = _cell(lat, lon)
+            cos = max(math.cos(math.radians(min(abs(lat) + reach_lat * _CELL, 89.9))), 1e-6)
+            reach_lon = min(math.ceil(math.degrees(NEARBY_KM / (EARTH_RADIUS * cos)) / _CELL), 360)
+            distance_to = distance_from(lat, lon)
+            if any(
+                distance_to(p, q) <= NEARBY_KM
+                for di in range(-reach_lat, reach_lat + 1)
+                for dj in range(-reach_lon, reach_lon + 1)
+                for p, q in grid.get((i + di, (j + dj) % round(360 / _CELL)), ())
+            ):
+                near.append(listing_id)
+        db.session.execute(
+            update(Listing)
+            .where(Listing.confirmed_nearby.is_(True))
+            .values(confirmed_nearby=False)
+            .execution_options(synchronize_session=False)
+        )
+        for start in range(0, len(near), batch):
+            db.session.execute(
+                update(Listing)
+                .where(Listing.id.in_(near[start : start + batch]))
+                .values(confirmed_nearby=True)
+                .execution_options(synchronize_session=False)
+            )
+    return len(near)
+
+
+# --- progress ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StateProgress:
+    region: str | None
+    left: int
+    confirmed_this_week: int
+
+    @property
+    def is_us_state(self) -> bool:
+        """A US state (the call list filters by those); other regions are named abroad."""
+        return bool(self.region and self.region.startswith("US-"))
+
+
+@dataclass(frozen=True)
+class Progress:
+    week_starts: date
+    confirmed_this_week: int
+    left: int
+    by_state: list[StateProgress]
+
+
+def progress(today: date | None = None) -> Progress:
+    """Confirmed since Monday and left to confirm, overall and by state, counted in SQL."""
+    today = today or date.today()
+    monday = today - timedelta(days=today.weekday())
+    since = datetime.combine(monday, datetime.min.time())
+    left_rows = db.session.execute(
+        select(Listing.region, func.count())
+        .where(*_where(CallFilters(), today))
+        .group_by(Listing.region)
+    ).all()
+    done_rows = db.session.execute(
+        select(Listing.region, func.count(func.distinct(CallAttempt.listing_id)))
+        .join(Listing, Listing.id == CallAttempt.listing_id)
+        .where(CallAttempt.outcome == CallOutcome.CONFIRMED, CallAttempt.at >= since)
+        .group_by(Listing.region)
+    ).all()
+    left = {region: n for region, n in left_rows}
+    done = {region: n for region, n in done_rows}
+    states = sorted(set(left) | set(done), key=lambda r: (r is None, r or ""))
+    return Progress(
+        week_starts=monday,
+        confirmed_this_week=sum(done.values()),
+        left=sum(left.values()),
+        by_state=[StateProgress(r, left.get(r, 0), done.get(r, 0)) for r in states],
+    )
