@@ -216,6 +216,7 @@ class Gunicorn:
             "DATABASE_URL": self.url,
             "SECRET_KEY": "bench-not-secret",
             "DIRECTORY_ENV": "production",
+            "PUBLIC_URL": f"http://{self.host}:{self.port}",
             "RATELIMIT_ENABLED": "false",
             "RATELIMIT_STORAGE_URI": "memory://",
             "PENDING_SUBMISSIONS_PER_ADDRESS": "10000000",
