@@ -42,7 +42,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
 
-    from . import cli, db, errors, security, templating
+    from . import cli, db, errors, security, spatial, templating
     from .extensions import csrf, limiter, login_manager, migrate
     from .extensions import db as sqla
 
@@ -55,6 +55,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         ) from None
     with app.app_context():
         db.configure_engine(sqla.engine)
+        try:
+            spatial.require_postgis(sqla.engine)
+        except spatial.PostGISMissing as exc:
+            raise SystemExit(f"LDN Directory cannot start: {exc}") from None
     migrate.init_app(app, sqla, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)

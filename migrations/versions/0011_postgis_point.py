@@ -1,0 +1,37 @@
+"""PostgreSQL: a PostGIS geography point for search, kept by the database
+
+Revision ID: 0011
+Revises: 0006
+Create Date: 2026-12-01 16:40:00
+
+"""
+from alembic import op
+
+
+# revision identifiers, used by Alembic.
+revision = '0011'
+down_revision = '0006'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    # SQLite keeps its R*Tree (0001); nothing changes there. On PostgreSQL a generated column
+    # (the database computes it from lat/lon on every write) and its GiST index: see
+    # directory/spatial.py.
+    if op.get_bind().dialect.name != 'postgresql':
+        return
+    from directory.spatial import PG_POINT_DDL
+
+    for statement in PG_POINT_DDL:
+        op.execute(statement)
+
+
+def downgrade():
+    # The extension stays: other databases' objects or another schema may use it.
+    if op.get_bind().dialect.name != 'postgresql':
+        return
+    from directory.spatial import PG_POINT_DROP_DDL
+
+    for statement in PG_POINT_DROP_DDL:
+        op.execute(statement)
