@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import generate, httpload, searchtime
+from . import generate, httpload, pg, searchtime
 
 RESULTS = Path(__file__).resolve().parent / "results"
 QUICK_SIZES = [10_000, 100_000]
@@ -32,6 +32,7 @@ P95_NO_FILTERS_MS = 5.0
 P95_FILTERS_MS = 10.0
 MIN_HTTP_RATIO = 0.40
 MAX_WORKER_RSS_MB = 150.0
+MAX_PG_P95_RATIO = 1.2
 HTTP_POINTS = 16  # the search URL rotates over one point near each of the 16 first metros
 
 
@@ -116,20 +117,27 @@ def _fmt(ms: float) -> str:
 
 def search_table(results: dict[str, Any]) -> str:
     lines = [
-        "| listings | filters | nearest p50 | nearest p95 | nearest CPU p95 | run() p50 "
-        "| run() p95 | full scan p50 | full scan p95 | speed-up (p50) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| listings | engine | filters | nearest p50 | nearest p95 | nearest CPU p95 | run() p50 "
+        "| run() p95 | full scan p50 | full scan p95 | speed-up (p50) | agrees |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for size, r in results["sizes"].items():
-        for mode, m in r.get("search", {}).items():
-            lines.append(
-                f"| {int(size):,} | {mode} | {_fmt(m['nearest']['median_ms'])} "
-                f"| {_fmt(m['nearest']['p95_ms'])} | {_fmt(m['nearest']['cpu_p95_ms'])} "
-                f"| {_fmt(m['run']['median_ms'])} "
-                f"| {_fmt(m['run']['p95_ms'])} | {_fmt(m['full_scan']['median_ms'])} "
-                f"| {_fmt(m['full_scan']['p95_ms'])} (n={m['full_scan']['n']}) "
-                f"| {m['speedup_median']:,.0f}x |"
-            )
+    engines = (("search", "SQLite"), ("search_postgres", "PostgreSQL"))
+    rows = [
+        (size, engine, mode, m)
+        for size, r in results["sizes"].items()
+        for mode in searchtime.MODES
+        for key, engine in engines
+        if (m := r.get(key, {}).get(mode))
+    ]
+    for size, engine, mode, m in rows:
+        lines.append(
+            f"| {int(size):,} | {engine} | {mode} | {_fmt(m['nearest']['median_ms'])} "
+            f"| {_fmt(m['nearest']['p95_ms'])} | {_fmt(m['nearest']['cpu_p95_ms'])} "
+            f"| {_fmt(m['run']['median_ms'])} "
+            f"| {_fmt(m['run']['p95_ms'])} | {_fmt(m['full_scan']['median_ms'])} "
+            f"| {_fmt(m['full_scan']['p95_ms'])} (n={m['full_scan']['n']}) "
+            f"| {m['speedup_median']:,.0f}x | {m['baseline_agrees']} |"
+        )
     return "\n".join(lines)
 
 
@@ -176,6 +184,18 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": value <= P95_FILTERS_MS,
             }
         )
+    pg = r.get("search_postgres", {})
+    for mode in pg:
+        if mode in s:
+            ratio = pg[mode]["nearest"]["p95_ms"] / s[mode]["nearest"]["p95_ms"]
+            checks.append(
+                {
+                    "target": f"PostgreSQL nearest p95 <= {MAX_PG_P95_RATIO:g} x SQLite's, {mode}",
+                    "value": f"{pg[mode]['nearest']['p95_ms']:.2f} / "
+                    f"{s[mode]['nearest']['p95_ms']:.2f} ms = {ratio:.2f} x",
+                    "met": ratio <= MAX_PG_P95_RATIO,
+                }
+            )
     h = r.get("http")
     if h:
         checks.append(
@@ -308,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "sizes": {},
     }
+    pg_url = os.environ.get("BENCH_DATABASE_URL")
     for size in args.size_list:
         log(f"== {size:,} listings")
         path, meta, built = generate.ensure_database(size, rebuild=args.rebuild, log=log)
@@ -322,6 +343,20 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_search:
             entry["search"] = searchtime.time_search(
                 path,
+                points,
+                baseline_count(size, args.baseline),
+                run_count(size, len(points), args.run_points),
+                log=log,
+            )
+        if pg_url and not args.no_search:
+            # The same rows and points on PostgreSQL (PostGIS), right after SQLite: the two
+            # engines side by side in one run, under the same neighbours.
+            entry["postgres"] = pg.ensure_postgres(
+                size, path, meta, pg_url, rebuild=args.rebuild, log=log
+            )
+            log("  PostgreSQL:")
+            entry["search_postgres"] = searchtime.time_search(
+                pg_url,
                 points,
                 baseline_count(size, args.baseline),
                 run_count(size, len(points), args.run_points),

@@ -162,7 +162,7 @@ def _time_mode(
 
 
 def time_search(
-    db_file: Path,
+    db_file: Path | str,
     points: list[tuple[float, float]],
     baseline_points: int,
     run_points: int | None = None,
@@ -173,9 +173,8 @@ def time_search(
     from directory.extensions import db
     from directory.geocoding.app import geocoder
 
-    app = create_app(
-        {"SQLALCHEMY_DATABASE_URI": database_url(db_file), "SECRET_KEY": "bench", "TESTING": True}
-    )
+    url = db_file if isinstance(db_file, str) else database_url(db_file)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "TESTING": True})
     out: dict[str, Any] = {}
     with app.app_context():
         geocoding = geocoder()

@@ -378,6 +378,7 @@ def test_postgis_search_reads_the_gist_index_nearest_first(app) -> None:
     compiled = stmt.compile(db.engine, compile_kwargs={"literal_binds": False})
     values = {"lat": 47.6, "lon": -122.3, "reach_m": 40_000.0, "needed": 101}
     conn = db.session.connection()
+    conn.execute(spatial._NO_BITMAP)  # as _nearest_postgis runs it
     plan = "\n".join(
         conn.exec_driver_sql(f"EXPLAIN {compiled}", compiled.construct_params(values)).scalars()
     )
