@@ -42,7 +42,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
 
-    from . import cli, db, errors, security, spatial, templating
+    from . import cli, db, errors, httpcache, security, spatial, templating
     from .extensions import csrf, limiter, login_manager, migrate
     from .extensions import db as sqla
 
@@ -64,6 +64,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     login_manager.init_app(app)
     security.init_app(app)
+    httpcache.init_app(app, ROOT)
     templating.init_app(app)
     errors.init_app(app)
     cli.init_app(app)

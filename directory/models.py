@@ -460,6 +460,15 @@ class ListingSource(Model):
     listing: Mapped[Listing] = relationship()
 
 
+class DataVersion(Model):
+    """One row: a number that every change to public data raises (directory/dataversion.py).
+    HTTP caches validate against it, so it lives in the database all app servers share."""
+
+    __tablename__ = "data_version"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class GeocodeCacheEntry(Model):
     """Answers from an online geocoder, kept so we ask each question once (hits and misses)."""
 

@@ -1,4 +1,4 @@
-"""PostgreSQL: a PostGIS geography point for search, kept by the database
+"""PostGIS point for search on PostgreSQL; data_version for HTTP caching
 
 Revision ID: 0011
 Revises: 0006
@@ -6,6 +6,7 @@ Create Date: 2026-12-01 16:40:00
 
 """
 from alembic import op
+import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
@@ -16,6 +17,15 @@ depends_on = None
 
 
 def upgrade():
+    # One row that every change to public data raises: ETags are built from it
+    # (directory/dataversion.py).
+    op.create_table(
+        'data_version',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('version', sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.execute("INSERT INTO data_version (id, version) VALUES (1, 1)")
     # SQLite keeps its R*Tree (0001); nothing changes there. On PostgreSQL a generated column
     # (the database computes it from lat/lon on every write) and its GiST index: see
     # directory/spatial.py.
@@ -28,6 +38,7 @@ def upgrade():
 
 
 def downgrade():
+    op.drop_table('data_version')
     # The extension stays: other databases' objects or another schema may use it.
     if op.get_bind().dialect.name != 'postgresql':
         return
