@@ -133,3 +133,48 @@ def test_a_bad_search_is_not_cached_publicly(client) -> None:
     assert response.status_code == 400
     assert "ETag" not in response.headers
     assert response.headers.get("Cache-Control") != "public, max-age=60"
+
+
+# --- compression and static files ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("accept", "encoding"), [("br, gzip", "br"), ("gzip", "gzip")])
+def test_pages_are_compressed_as_the_client_asks(client, accept, encoding) -> None:
+    import gzip
+
+    import brotli
+
+    builders.pharmacy(name="Squeezed Compounding")
+    plain = client.get(SEARCH, headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers
+    packed = client.get(SEARCH, headers={"Accept-Encoding": accept})
+    assert packed.headers["Content-Encoding"] == encoding
+    body = brotli.decompress(packed.data) if encoding == "br" else gzip.decompress(packed.data)
+    assert body == plain.data
+    assert len(packed.data) < len(plain.data) / 2
+    assert packed.headers["ETag"] == plain.headers["ETag"]  # weak: the same page either way
+
+
+def test_static_urls_carry_the_files_hash_and_are_immutable(app, client) -> None:
+    builders.pharmacy()
+    page = html(client.get(SEARCH))
+    urls = [t["href"] for t in page.select("link[rel=stylesheet]")] + [
+        t["src"] for t in page.select("script[src]")
+    ]
+    assert urls and all("?v=" in u for u in urls), urls
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        stale = client.get(url.split("?")[0] + "?v=000000000000")
+        assert "immutable" not in stale.headers.get("Cache-Control", "")
+    css = client.get(urls[0], headers={"Accept-Encoding": "br"})
+    assert css.headers["Content-Encoding"] == "br"
+
+
+def test_a_changed_static_file_gets_a_new_url(app, tmp_path) -> None:
+    (tmp_path / "a.css").write_text("p { color: red }")
+    first = httpcache.static_hash(str(tmp_path), "a.css")
+    (tmp_path / "b.css").write_text("p { color: blue }")
+    assert first and first != httpcache.static_hash(str(tmp_path), "b.css")
+    assert httpcache.static_hash(str(tmp_path), "missing.css") is None
