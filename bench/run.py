@@ -30,10 +30,12 @@ FULL_SIZES = [10_000, 100_000, 1_000_000]
 TARGET_SIZE = 1_000_000
 P95_NO_FILTERS_MS = 5.0
 P95_FILTERS_MS = 10.0
-MIN_HTTP_RATIO = 0.40
+MIN_HTTP_RATIO = 0.25  # /api/v1/search, every request a different place
+MIN_PAGE_RATIO = 0.15  # the /search page, likewise
+MIN_304_RATIO = 0.70  # /api/v1/search answered 304 for its current ETag
 MAX_WORKER_RSS_MB = 150.0
 MAX_PG_P95_RATIO = 1.2
-HTTP_POINTS = 16  # the search URL rotates over one point near each of the 16 first metros
+HTTP_POINTS = 1000  # the search URLs rotate over 1,000 points, 20 near each of the 50 metros
 
 
 def log(message: str) -> None:
@@ -143,20 +145,29 @@ def search_table(results: dict[str, Any]) -> str:
 
 def http_table(results: dict[str, Any]) -> str:
     lines = [
-        "| listings | /healthz req/s | /api/v1/search req/s | ratio "
-        "| worker CPU ms/req (healthz, search) | CPU ratio | worker RSS after (peak) MB |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| listings | engine | /healthz req/s | /api/v1/search req/s (ratio; runs) "
+        "| /search page req/s (ratio; runs) | 304 req/s (ratio; runs) "
+        "| worker CPU ms/req (healthz, API, page, 304) | worker RSS after (peak) MB |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def cell(h: dict[str, Any], name: str, ratio: str) -> str:
+        runs = ", ".join(f"{x:.1%}" for x in h.get(f"{name}_ratios", []))
+        return f"{h[f'{name}_rps']:,.1f} ({h[ratio]:.1%}; {runs})"
+
     for size, r in results["sizes"].items():
-        h = r.get("http")
-        if not h:
-            continue
-        lines.append(
-            f"| {int(size):,} | {h['healthz_rps']:,.0f} | {h['search_rps']:,.1f} "
-            f"| {h['ratio']:.1%} | {h['healthz_cpu_ms']:.2f}, {h['search_cpu_ms']:.2f} "
-            f"| {h['cpu_ratio']:.1%} "
-            f"| {h['worker_rss_mb']:.0f} ({h['worker_peak_rss_mb']:.0f}) |"
-        )
+        for key, engine in (("http", "SQLite"), ("http_postgres", "PostgreSQL")):
+            h = r.get(key)
+            if not h:
+                continue
+            lines.append(
+                f"| {int(size):,} | {engine} | {h['healthz_rps']:,.0f} "
+                f"| {cell(h, 'search', 'ratio')} | {cell(h, 'page', 'page_ratio')} "
+                f"| {cell(h, 'not_modified', 'not_modified_ratio')} "
+                f"| {h['healthz_cpu_ms']:.2f}, {h['search_cpu_ms']:.2f}, {h['page_cpu_ms']:.2f}, "
+                f"{h['not_modified_cpu_ms']:.2f} "
+                f"| {h['worker_rss_mb']:.0f} ({h['worker_peak_rss_mb']:.0f}) |"
+            )
     return "\n".join(lines)
 
 
@@ -196,15 +207,24 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "met": ratio <= MAX_PG_P95_RATIO,
                 }
             )
+    for key, engine in (("http", "SQLite"), ("http_postgres", "PostgreSQL")):
+        h = r.get(key)
+        if not h:
+            continue
+        for name, ratio, least in (
+            ("/api/v1/search, cold", "ratio", MIN_HTTP_RATIO),
+            ("/search page, cold", "page_ratio", MIN_PAGE_RATIO),
+            ("/api/v1/search answered 304", "not_modified_ratio", MIN_304_RATIO),
+        ):
+            checks.append(
+                {
+                    "target": f"{engine}: {name} >= {least:.0%} of /healthz requests/s",
+                    "value": f"{h[ratio]:.1%}",
+                    "met": h[ratio] >= least,
+                }
+            )
     h = r.get("http")
     if h:
-        checks.append(
-            {
-                "target": f"/api/v1/search throughput >= {MIN_HTTP_RATIO:.0%} of /healthz",
-                "value": f"{h['ratio']:.1%}",
-                "met": h["ratio"] >= MIN_HTTP_RATIO,
-            }
-        )
         checks.append(
             {
                 "target": f"worker RSS < {MAX_WORKER_RSS_MB:g} MB",
@@ -240,7 +260,8 @@ def report(results: dict[str, Any]) -> str:
     if any("http" in r for r in results["sizes"].values()):
         parts += [
             f"HTTP: gunicorn, 1 sync worker, load by {cfg['load_generator']}, "
-            f"{cfg['http_seconds']:g} s per run, A B A B",
+            f"{cfg['http_seconds']:g} s per run, A B C D A B C D, "
+            f"search URLs rotating over {cfg['http_search_points']:,} points",
             "",
             http_table(results),
         ]
@@ -363,15 +384,24 @@ def main(argv: list[str] | None = None) -> int:
                 log=log,
             )
         if not args.no_http:
-            entry["http"] = httpload.measure(
-                path,
-                http_points,
-                seconds=args.http_seconds,
-                radius=searchtime.RADIUS_MI,
-                generator=generator,
-                log_file=generate.DATA_DIR / f"gunicorn-{size}.log",
-                log=log,
-            )
+            engines: list[tuple[str, Path | str]] = [("http", path)]
+            if pg_url:
+                entry.setdefault(
+                    "postgres",
+                    pg.ensure_postgres(size, path, meta, pg_url, rebuild=args.rebuild, log=log),
+                )
+                engines.append(("http_postgres", pg_url))
+            for key, database in engines:
+                log(f"  HTTP on {'PostgreSQL' if key == 'http_postgres' else 'SQLite'}:")
+                entry[key] = httpload.measure(
+                    database,
+                    http_points,
+                    seconds=args.http_seconds,
+                    radius=searchtime.RADIUS_MI,
+                    generator=generator,
+                    log_file=generate.DATA_DIR / f"gunicorn-{size}.log",
+                    log=log,
+                )
         entry["seconds"] = round(time.perf_counter() - started, 1)
         entry["load_average_after"] = load_average()
         results["sizes"][str(size)] = entry

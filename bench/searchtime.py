@@ -50,10 +50,12 @@ def query_points(n: int, seed: int = QUERY_SEED) -> list[tuple[float, float]]:
 
 
 def metro_points(k: int, seed: int = QUERY_SEED) -> list[tuple[float, float]]:
-    """One point within a few km of each of the first k metro centres (for the HTTP runs)."""
+    """k points within a few km of the metro centres, one per metro in turn (for the HTTP runs:
+    with more points than metros, every request still asks about a place not asked before)."""
     rng = random.Random(seed)
     out = []
-    for metro in METROS[:k]:
+    for i in range(k):
+        metro = METROS[i % len(METROS)]
         lat, lon = offset(metro.lat, metro.lon, rng.gauss(0, 4.0), rng.gauss(0, 4.0))
         out.append((round(lat, 5), round(lon, 5)))
     return out
