@@ -194,3 +194,48 @@ def time_search(
         db.session.remove()
         db.engine.dispose()
     return out
+
+
+def time_nearest_interleaved(
+    urls: dict[str, str], points: list[tuple[float, float]], log: Callable[[str], None] = print
+) -> dict[str, dict[str, Any]]:
+    """`spatial.nearest` on several databases, point by point in turn (which engine goes first
+    alternates), so a busy neighbour slows them alike: the engines' ratio is measured under the
+    same load. {mode: {engine: summary}}."""
+    os.environ.setdefault("SECRET_KEY", "bench")
+    from directory import create_app, geomath, search, spatial
+    from directory.extensions import db
+
+    apps = {
+        name: create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "TESTING": True})
+        for name, url in urls.items()
+    }
+    radius_km = RADIUS_MI * geomath.KM_PER_MILE
+    out: dict[str, dict[str, Any]] = {}
+    for mode, filters in MODES.items():
+        conds = search.conditions(search.Params(radius=RADIUS_MI, filters=filters))
+        samples: dict[str, list[tuple[int, int]]] = {name: [] for name in apps}
+        order = list(apps)
+        for i, p in enumerate(points[:WARMUP] + points):
+            for name in order if i % 2 else reversed(order):
+                with apps[name].app_context():
+                    ns, _found = _timed(
+                        lambda p=p, c=conds: spatial.nearest(
+                            *p, radius_km=radius_km, conditions=c, limit=LIMIT
+                        ),
+                        db.session.remove,
+                    )
+                if i >= WARMUP:
+                    samples[name].append(ns)
+        out[mode] = {name: summary(s) for name, s in samples.items()}
+        log(
+            f"  interleaved {mode:<17} "
+            + " | ".join(
+                f"{name} p50 {s['median_ms']:.2f} p95 {s['p95_ms']:.2f} ms"
+                for name, s in out[mode].items()
+            )
+        )
+    for app in apps.values():
+        with app.app_context():
+            db.engine.dispose()
+    return out
