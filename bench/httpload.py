@@ -62,7 +62,7 @@ def children(pid: int) -> list[int]:
 class Gunicorn:
     """`gunicorn --workers 1 wsgi:app` on a free local port, for one database file."""
 
-    def __init__(self, db_file: Path, log_file: Path) -> None:
+    def __init__(self, db_file: Path | str, log_file: Path) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.db_file = db_file
@@ -72,7 +72,11 @@ class Gunicorn:
     def __enter__(self) -> Gunicorn:
         env = {
             **os.environ,
-            "DATABASE_URL": f"sqlite:///{self.db_file.resolve()}",
+            "DATABASE_URL": (
+                self.db_file
+                if isinstance(self.db_file, str)
+                else f"sqlite:///{self.db_file.resolve()}"
+            ),
             "SECRET_KEY": "bench-not-secret",
             "PUBLIC_URL": "http://127.0.0.1",
             "RATELIMIT_STORAGE_URI": "memory://",
@@ -155,11 +159,15 @@ def _lua_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def run_wrk(base: str, paths: list[str], seconds: float) -> dict[str, Any]:
+def run_wrk(
+    base: str, paths: list[str], seconds: float, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     wrk = wrk_path()
     assert wrk is not None
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [wrk, "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--timeout=30s", "--latency"]
+        for name, value in (headers or {}).items():
+            cmd += ["-H", f"{name}: {value}"]
         if len(paths) > 1:
             script = Path(tmp) / "rotate.lua"
             script.write_text(LUA_ROTATE % ", ".join(_lua_string(p) for p in paths))
@@ -185,7 +193,9 @@ def run_wrk(base: str, paths: list[str], seconds: float) -> dict[str, Any]:
     }
 
 
-def _python_client(port: int, paths: list[str], start: int, until: float, out: Any) -> None:
+def _python_client(
+    port: int, paths: list[str], start: int, until: float, out: Any, headers: dict[str, str]
+) -> None:
     done = bad = 0
     conn: http.client.HTTPConnection | None = None
     i = start
@@ -193,7 +203,7 @@ def _python_client(port: int, paths: list[str], start: int, until: float, out: A
         if conn is None:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         try:
-            conn.request("GET", paths[i % len(paths)])
+            conn.request("GET", paths[i % len(paths)], headers=headers)
             response = conn.getresponse()
             response.read()
         except (OSError, http.client.HTTPException):
@@ -209,13 +219,15 @@ def _python_client(port: int, paths: list[str], start: int, until: float, out: A
     out.put((done, bad))
 
 
-def run_python(port: int, paths: list[str], seconds: float) -> dict[str, Any]:
+def run_python(
+    port: int, paths: list[str], seconds: float, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     ctx = multiprocessing.get_context("fork")
     results = ctx.Queue()
     started = time.monotonic()
     until = started + seconds
     procs = [
-        ctx.Process(target=_python_client, args=(port, paths, k, until, results))
+        ctx.Process(target=_python_client, args=(port, paths, k, until, results, headers or {}))
         for k in range(CONNECTIONS)
     ]
     for p in procs:
@@ -238,12 +250,13 @@ def run_python(port: int, paths: list[str], seconds: float) -> dict[str, Any]:
 # --- the measurement --------------------------------------------------------------------------
 
 
-def search_paths(points: list[tuple[float, float]], radius: float) -> list[str]:
-    return [f"/api/v1/search?lat={lat:.5f}&lon={lon:.5f}&radius={radius:g}" for lat, lon in points]
+def search_paths(points: list[tuple[float, float]], radius: float, page: bool = False) -> list[str]:
+    path = "/search" if page else "/api/v1/search"
+    return [f"{path}?lat={lat:.5f}&lon={lon:.5f}&radius={radius:g}" for lat, lon in points]
 
 
 def measure(
-    db_file: Path,
+    database: Path | str,
     points: list[tuple[float, float]],
     *,
     seconds: float,
@@ -252,38 +265,58 @@ def measure(
     log_file: Path,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Requests/s of /healthz and /api/v1/search (A B A B) and the worker's memory after."""
-    endpoints = {"healthz": ["/healthz"], "search": search_paths(points, radius)}
-    with Gunicorn(db_file, log_file) as server:
+    """Requests/s of /healthz, /api/v1/search and the /search page (each rotating over every
+    point: the cold path), and of /api/v1/search answered 304 for its current ETag, in the
+    order A B C D A B C D; the worker's memory after."""
+    api = search_paths(points, radius)
+    endpoints = {
+        "healthz": ["/healthz"],
+        "search": api,
+        "page": search_paths(points, radius, page=True),
+        "not_modified": api[:1],
+    }
+    headers: dict[str, dict[str, str]] = {name: {} for name in endpoints}
+    with Gunicorn(database, log_file) as server:
         worker = server.worker_pid()
         rss_start = rss_kb(worker)
         # Sanity: the search answers, with results, before we measure how fast it does.
-        with urllib.request.urlopen(server.base + endpoints["search"][0], timeout=60) as r:
+        with urllib.request.urlopen(server.base + api[0], timeout=60) as r:
             body = r.read()
+            etag = r.headers["ETag"]
             if r.status != 200 or b'"results":[]' in body.replace(b" ", b""):
                 raise RuntimeError(f"search answered {r.status} without results: {body[:300]!r}")
+        headers["not_modified"] = {"If-None-Match": etag}
+        try:
+            urllib.request.urlopen(
+                urllib.request.Request(server.base + api[0], headers=headers["not_modified"])
+            )
+            raise RuntimeError("the current ETag did not get a 304")
+        except urllib.error.HTTPError as exc:
+            if exc.code != 304:
+                raise
 
-        def load(paths: list[str], secs: float) -> dict[str, Any]:
+        def load(name: str, secs: float) -> dict[str, Any]:
+            paths = endpoints[name]
             cpu0 = cpu_seconds(worker)
             if generator == "wrk":
-                r = run_wrk(server.base, paths, secs)
+                r = run_wrk(server.base, paths, secs, headers[name])
             else:
-                r = run_python(server.port, paths, secs)
+                r = run_python(server.port, paths, secs, headers[name])
             # The worker's CPU per request does not depend on how busy the neighbours are.
             r["worker_cpu_ms_per_request"] = round(
                 (cpu_seconds(worker) - cpu0) * 1000 / max(r["requests"], 1), 3
             )
             return r
 
-        for paths in endpoints.values():  # warm-up: imports, caches, first queries
-            load(paths, min(2.0, seconds))
+        for name in endpoints:  # warm-up: imports, caches, first queries
+            load(name, min(2.0, seconds))
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in endpoints}
         for _round in range(2):
-            for name, paths in endpoints.items():
-                r = load(paths, seconds)
+            for name in endpoints:
+                r = load(name, seconds)
                 runs[name].append(r)
                 log(
-                    f"  {name:<8} {r['requests_per_s']:>8.1f} req/s  p50 {r['latency_p50']}  "
+                    f"  {name:<12} {r['requests_per_s']:>8.1f} req/s  p50 {r['latency_p50']}  "
                     f"worker CPU {r['worker_cpu_ms_per_request']:.2f} ms/request"
                 )
         rss_end = rss_kb(worker)
@@ -293,10 +326,18 @@ def measure(
         out[f"{name}_non_2xx"] = sum(r["non_2xx"] for r in rs)
         cpu = sum(r["worker_cpu_ms_per_request"] * r["requests"] for r in rs)
         out[f"{name}_cpu_ms"] = round(cpu / max(sum(r["requests"] for r in rs), 1), 3)
+        # Run-to-run spread of the ratio: each round's endpoint over that round's /healthz.
+        out[f"{name}_ratios"] = [
+            round(r["requests_per_s"] / h["requests_per_s"], 3)
+            for r, h in zip(rs, runs["healthz"], strict=True)
+        ]
     out["ratio"] = round(out["search_rps"] / out["healthz_rps"], 3)
+    out["page_ratio"] = round(out["page_rps"] / out["healthz_rps"], 3)
+    out["not_modified_ratio"] = round(out["not_modified_rps"] / out["healthz_rps"], 3)
     # What the ratio would be if the worker had a core to itself: CPU per request, inverted.
     out["cpu_ratio"] = round(out["healthz_cpu_ms"] / max(out["search_cpu_ms"], 1e-9), 3)
-    out["search_points"] = len(endpoints["search"])
+    out["page_cpu_ratio"] = round(out["healthz_cpu_ms"] / max(out["page_cpu_ms"], 1e-9), 3)
+    out["search_points"] = len(api)
     out["response_bytes"] = len(body)
     out["worker_rss_mb_start"] = round(rss_start["VmRSS"] / 1024, 1)
     out["worker_rss_mb"] = round(rss_end["VmRSS"] / 1024, 1)

@@ -50,10 +50,12 @@ def query_points(n: int, seed: int = QUERY_SEED) -> list[tuple[float, float]]:
 
 
 def metro_points(k: int, seed: int = QUERY_SEED) -> list[tuple[float, float]]:
-    """One point within a few km of each of the first k metro centres (for the HTTP runs)."""
+    """k points within a few km of the metro centres, one per metro in turn (for the HTTP runs:
+    with more points than metros, every request still asks about a place not asked before)."""
     rng = random.Random(seed)
     out = []
-    for metro in METROS[:k]:
+    for i in range(k):
+        metro = METROS[i % len(METROS)]
         lat, lon = offset(metro.lat, metro.lon, rng.gauss(0, 4.0), rng.gauss(0, 4.0))
         out.append((round(lat, 5), round(lon, 5)))
     return out
@@ -162,7 +164,7 @@ def _time_mode(
 
 
 def time_search(
-    db_file: Path,
+    db_file: Path | str,
     points: list[tuple[float, float]],
     baseline_points: int,
     run_points: int | None = None,
@@ -173,9 +175,8 @@ def time_search(
     from directory.extensions import db
     from directory.geocoding.app import geocoder
 
-    app = create_app(
-        {"SQLALCHEMY_DATABASE_URI": database_url(db_file), "SECRET_KEY": "bench", "TESTING": True}
-    )
+    url = db_file if isinstance(db_file, str) else database_url(db_file)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "TESTING": True})
     out: dict[str, Any] = {}
     with app.app_context():
         geocoding = geocoder()
@@ -192,4 +193,49 @@ def time_search(
             )
         db.session.remove()
         db.engine.dispose()
+    return out
+
+
+def time_nearest_interleaved(
+    urls: dict[str, str], points: list[tuple[float, float]], log: Callable[[str], None] = print
+) -> dict[str, dict[str, Any]]:
+    """`spatial.nearest` on several databases, point by point in turn (which engine goes first
+    alternates), so a busy neighbour slows them alike: the engines' ratio is measured under the
+    same load. {mode: {engine: summary}}."""
+    os.environ.setdefault("SECRET_KEY", "bench")
+    from directory import create_app, geomath, search, spatial
+    from directory.extensions import db
+
+    apps = {
+        name: create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "TESTING": True})
+        for name, url in urls.items()
+    }
+    radius_km = RADIUS_MI * geomath.KM_PER_MILE
+    out: dict[str, dict[str, Any]] = {}
+    for mode, filters in MODES.items():
+        conds = search.conditions(search.Params(radius=RADIUS_MI, filters=filters))
+        samples: dict[str, list[tuple[int, int]]] = {name: [] for name in apps}
+        order = list(apps)
+        for i, p in enumerate(points[:WARMUP] + points):
+            for name in order if i % 2 else reversed(order):
+                with apps[name].app_context():
+                    ns, _found = _timed(
+                        lambda p=p, c=conds: spatial.nearest(
+                            *p, radius_km=radius_km, conditions=c, limit=LIMIT
+                        ),
+                        db.session.remove,
+                    )
+                if i >= WARMUP:
+                    samples[name].append(ns)
+        out[mode] = {name: summary(s) for name, s in samples.items()}
+        log(
+            f"  interleaved {mode:<17} "
+            + " | ".join(
+                f"{name} p50 {s['median_ms']:.2f} p95 {s['p95_ms']:.2f} ms"
+                for name, s in out[mode].items()
+            )
+        )
+    for app in apps.values():
+        with app.app_context():
+            db.engine.dispose()
     return out

@@ -41,7 +41,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
 
-    from . import cli, db, errors, requestlog, security, templating
+    from . import cli, db, errors, httpcache, requestlog, security, spatial, templating
     from .extensions import csrf, limiter, login_manager, migrate
     from .extensions import db as sqla
     from .geocoding import gazetteer_path, set_data_dir
@@ -55,6 +55,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         ) from None
     with app.app_context():
         db.configure_engine(sqla.engine)
+        try:
+            spatial.require_postgis(sqla.engine)
+        except spatial.PostGISMissing as exc:
+            raise SystemExit(f"LDN Directory cannot start: {exc}") from None
     # The gazetteer file lives in this app's instance folder (a process-wide setting).
     if gazetteer_path().parent != Path(app.instance_path):
         set_data_dir(app.instance_path)
@@ -63,6 +67,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     login_manager.init_app(app)
     security.init_app(app)
+    httpcache.init_app(app)
     templating.init_app(app)
     errors.init_app(app)
     requestlog.init_app(app)

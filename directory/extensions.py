@@ -1,5 +1,6 @@
 """Extension objects, unbound: create_app() binds them, everything else imports them from here."""
 
+from flask_compress import Compress
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -19,3 +20,4 @@ csrf = CSRFProtect()
 login_manager = LoginManager()
 # No default limits: each public write and the login form carry their own.
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+compress = Compress()

@@ -550,6 +550,15 @@ class CallAttempt(Model):
     moderator: Mapped[User | None] = relationship()
 
 
+class DataVersion(Model):
+    """One row: a number that every change to public data raises (directory/dataversion.py).
+    HTTP caches validate against it, so it lives in the database all app servers share."""
+
+    __tablename__ = "data_version"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class GeocodeCacheEntry(Model):
     """Answers from an online geocoder, kept so we ask each question once (hits and misses)."""
 

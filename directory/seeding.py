@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from . import moderation
+from . import dataversion, moderation
 from .db import writing
 from .extensions import db
 from .forms.listing import ListingRules
@@ -261,6 +261,8 @@ def load(seeds_dir: Path = SEEDS, *, samples: bool = True) -> SeedReport:
                 continue
             moderation.create_seed_listing(row.kind, row.data)
             report.listings_added += 1
+        if report.listings_added or any(report.vocabulary_changes.values()):
+            dataversion.bump()  # vocabulary labels and guidance show on public pages
     if report.listings_added:
         # Samples include confirmed pharmacies: the call list's order counts them.
         from .moderation.calls import refresh_nearby

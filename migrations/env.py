@@ -82,14 +82,12 @@ def run_migrations_online():
                 logger.info("No changes in schema detected.")
 
     conf_args = current_app.extensions["migrate"].configure_args
-    # The R*Tree index (and SQLite's shadow tables for it) is created by raw DDL in the
-    # migration and maintained by triggers; autogenerate must not try to drop it.
-    conf_args.setdefault(
-        "include_object",
-        lambda obj, name, type_, reflected, compare_to: (
-            not (type_ == "table" and str(name).startswith("listing_rtree"))
-        ),
-    )
+    # The spatial indexes (SQLite's R*Tree and its shadow tables, PostGIS's point column, its
+    # index and spatial_ref_sys) are made by raw DDL in the migrations; autogenerate must not
+    # try to drop them.
+    from directory.spatial import alembic_include
+
+    conf_args.setdefault("include_object", alembic_include)
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 

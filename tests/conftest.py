@@ -102,6 +102,9 @@ def reset_postgres(url: str) -> None:
     with engine.connect() as conn:
         conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
+        # PostGIS lived in the schema just dropped; the migrations create it too, but the
+        # extension needs a superuser (or a trusted install) that the app's role may not be.
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
     engine.dispose()
 
 

@@ -12,6 +12,7 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect
 
 from directory.extensions import db
+from directory.spatial import alembic_include
 from tests.conftest import PG_URL, build_schema, make_app, reset_postgres
 
 
@@ -35,14 +36,7 @@ def test_migrations_apply_from_empty_and_match_the_models(fresh) -> None:
     tables = set(inspect(db.engine).get_table_names())
     assert {"listings", "submissions", "audit_log", "users", "fillers"} <= tables
     with db.engine.connect() as conn:
-        context = MigrationContext.configure(
-            conn,
-            opts={
-                "include_object": lambda obj, name, type_, *a: (
-                    not (type_ == "table" and str(name).startswith("listing_rtree"))
-                )
-            },
-        )
+        context = MigrationContext.configure(conn, opts={"include_object": alembic_include})
         diff = compare_metadata(context, db.metadata)
     assert diff == [], f"models and migrations disagree: {diff}"
     downgrade(revision="base")

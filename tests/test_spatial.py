@@ -12,6 +12,11 @@ from sqlalchemy import Float, bindparam, delete, insert, select
 from directory import geomath, spatial
 from directory.extensions import db
 from directory.models import Kind, Listing, Status
+from tests.conftest import PG_URL
+
+# The bounding box that widens is SQLite's (R*Tree); PostgreSQL asks PostGIS for the nearest.
+rtree_only = pytest.mark.skipif(bool(PG_URL), reason="R*Tree boxes: SQLite only")
+postgis_only = pytest.mark.skipif(not PG_URL, reason="PostGIS: needs TEST_DATABASE_URL")
 
 
 def insert_points(points: Iterable[tuple[float, float]], **fields: object) -> list[int]:
@@ -215,6 +220,7 @@ def test_total_is_capped_when_the_box_covers_the_radius(app) -> None:
     assert found.hits == oracle(40.0, -75.0, 3)[cap - 20 : cap]
 
 
+@rtree_only
 def test_total_is_capped_after_the_box_widened_past_non_matching_rows(app) -> None:
     """Half the points fail the conditions, so the box must widen several times before it
     holds cap + 1 matches; the total, the cap and every page still agree with the oracle."""
@@ -325,6 +331,7 @@ def test_random_circles_near_poles_and_the_antimeridian(app) -> None:
         clear()
 
 
+@rtree_only
 def test_bounding_box_keeps_the_query_small(app, monkeypatch) -> None:
     """Not a full scan: a search in a dense city reads the city, not the whole table."""
     rng = random.Random(8)
@@ -341,3 +348,62 @@ def test_bounding_box_keeps_the_query_small(app, monkeypatch) -> None:
     found = spatial.nearest(47.6, -122.3, 804.672, limit=20)
     assert found.hits == oracle(47.6, -122.3, 804.672)[:20]
     assert seen and max(seen) < 400
+
+
+# --- PostGIS ----------------------------------------------------------------------------------
+
+
+@postgis_only
+def test_the_database_keeps_the_geography_point(app) -> None:
+    from sqlalchemy import text, update
+
+    (listing_id,) = insert_points([(47.6, -122.3)])
+    point = text("SELECT ST_Y(geog::geometry), ST_X(geog::geometry) FROM listings WHERE id = :i")
+    assert db.session.execute(point, {"i": listing_id}).one() == pytest.approx((47.6, -122.3))
+    db.session.execute(update(Listing).where(Listing.id == listing_id).values(lat=None))
+    assert db.session.execute(point, {"i": listing_id}).one() == (None, None)
+    db.session.execute(update(Listing).where(Listing.id == listing_id).values(lat=10.0))
+    assert db.session.execute(point, {"i": listing_id}).one() == pytest.approx((10.0, -122.3))
+
+
+@postgis_only
+def test_postgis_search_reads_the_gist_index_nearest_first(app) -> None:
+    """One index scan that stops after LIMIT rows, not a scan of the table."""
+    from sqlalchemy import text
+
+    rng = random.Random(8)
+    insert_points(random_points(rng, 2000))
+    db.session.execute(text("ANALYZE listings"))
+    stmt = spatial._knn_statement.__wrapped__(spatial.Criteria([Listing.status != Status.CLOSED]))
+    compiled = stmt.compile(db.engine, compile_kwargs={"literal_binds": False})
+    values = {"lat": 47.6, "lon": -122.3, "reach_m": 40_000.0, "needed": 101}
+    conn = db.session.connection()
+    conn.execute(spatial._NO_BITMAP)  # as _nearest_postgis runs it
+    plan = "\n".join(
+        conn.exec_driver_sql(f"EXPLAIN {compiled}", compiled.construct_params(values)).scalars()
+    )
+    assert "ix_listings_geog" in plan and "Seq Scan" not in plan, plan
+    assert found_hits_match(47.6, -122.3, 40)
+
+
+def found_hits_match(lat: float, lon: float, radius_km: float) -> bool:
+    return spatial.nearest(lat, lon, radius_km, limit=20).hits == oracle(lat, lon, radius_km)[:20]
+
+
+def test_postgis_missing_stops_the_app_with_a_line_saying_how_to_install_it(
+    monkeypatch,
+) -> None:
+    """A server without PostGIS cannot be made here, so the check is pointed at an extension
+    no server has: the same query and the same message."""
+    if not PG_URL:
+        pytest.skip("PostGIS check: needs TEST_DATABASE_URL")
+    from tests.conftest import make_app
+
+    monkeypatch.setattr(spatial, "POSTGIS_EXTENSION", "postgis_that_is_not_there")
+    with pytest.raises(SystemExit) as stopped:
+        make_app(PG_URL)
+    message = str(stopped.value)
+    assert "\n" not in message
+    assert message.startswith("LDN Directory cannot start:")
+    assert "apt-get install postgresql-15-postgis-3" in message
+    assert "postgis_that_is_not_there" in message

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
+from .. import dataversion
 from ..csvcells import csv_safe
 from ..extensions import db
 from ..models import AuditEntry, Listing, User
@@ -52,6 +53,8 @@ def record(
         reason=reason,
     )
     db.session.add(entry)
+    # Whatever was audited changed what someone may see: cached pages are stale from now on.
+    dataversion.bump()
     return entry
 
 
