@@ -125,7 +125,9 @@ def init_app(app: Flask) -> None:
         h.setdefault("Permissions-Policy", "geolocation=(self), camera=(), microphone=()")
         if app.config.get("HSTS"):
             h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        if request.blueprint in {"auth", "moderation"}:
+        # request.blueprints names the parents too: the call list (moderation.calls) is a
+        # moderator's page like the rest.
+        if {"auth", "moderation"} & set(request.blueprints):
             h["Cache-Control"] = "no-store"
         return response
 

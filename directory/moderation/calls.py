@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -537,6 +538,16 @@ def _cell(lat: float, lon: float) -> tuple[int, int]:
     return math.floor(lat / _CELL), math.floor(lon / _CELL) % round(360 / _CELL)
 
 
+@lru_cache(maxsize=64)
+def _offsets(reach_lat: int, reach_lon: int) -> list[tuple[int, int]]:
+    cells = [
+        (di, dj)
+        for di in range(-reach_lat, reach_lat + 1)
+        for dj in range(-reach_lon, reach_lon + 1)
+    ]
+    return sorted(cells, key=lambda c: (c[0] / reach_lat) ** 2 + (c[1] / reach_lon) ** 2)
+
+
 def refresh_nearby(batch: int = 5000) -> int:
     """Work `confirmed_nearby` out again for every listing; returns how many are marked.
 
@@ -566,10 +577,11 @@ def refresh_nearby(batch: int = 5000) -> int:
             cos = max(math.cos(math.radians(min(abs(lat) + reach_lat * _CELL, 89.9))), 1e-6)
             reach_lon = min(math.ceil(math.degrees(NEARBY_KM / (EARTH_RADIUS * cos)) / _CELL), 360)
             distance_to = distance_from(lat, lon)
+            # Nearest cells first: in a city the listing's own cell answers at once, where a
+            # far corner holds thousands of pharmacies all just out of reach.
             if any(
                 distance_to(p, q) <= NEARBY_KM
-                for di in range(-reach_lat, reach_lat + 1)
-                for dj in range(-reach_lon, reach_lon + 1)
+                for di, dj in _offsets(reach_lat, reach_lon)
                 for p, q in grid.get((i + di, (j + dj) % round(360 / _CELL)), ())
             ):
                 near.append(listing_id)
