@@ -284,3 +284,16 @@ def test_listings_due_are_counted_up_to_a_cap_and_the_page_says_so(signed_in, mo
     assert (counts["reverify"], counts["reverify_capped"]) == (2, 1)
     text = html(signed_in.get("/moderation/")).select_one("ul.counts").get_text(" ", strip=True)
     assert "2 or more listings due for re-verification" in text
+
+
+def test_the_queue_sends_listings_due_for_a_check_to_the_call_list(signed_in) -> None:
+    from datetime import date
+
+    stale = builders.pharmacy(name="Old Check Pharmacy", verified_on=date(2020, 1, 2))
+    fresh = builders.pharmacy(name="New Check Pharmacy", verified_on=date.today())
+    page = html(signed_in.get("/moderation/"))
+    link = page.find("a", string="the call list")
+    assert link is not None and link["href"].endswith("/moderation/calls/?due=stale")
+    listed = signed_in.get(link["href"])
+    assert listed.status_code == 200
+    assert stale.name in listed.text and fresh.name not in listed.text

@@ -47,7 +47,7 @@ from ..forms import (
 from ..listings import FIELD_LABELS, fields_for
 from ..models import Listing, Role, SubmissionStatus, SubmissionType, User
 from ..security import admin_required
-from ..vocabulary import SUGGESTED_RESOLUTION, Kind, Resolution
+from ..vocabulary import SUGGESTED_RESOLUTION, CallDue, Kind, Resolution
 
 bp = Blueprint("moderation", __name__, url_prefix="/moderation")
 
@@ -64,7 +64,11 @@ def _require_moderator() -> ResponseReturnValue | None:
 @bp.context_processor
 def _vocabulary() -> dict[str, Any]:
     # Templates compare with the members, never with values typed out.
-    return {"SubmissionType": SubmissionType, "SubmissionStatus": SubmissionStatus}
+    return {
+        "SubmissionType": SubmissionType,
+        "SubmissionStatus": SubmissionStatus,
+        "CallDue": CallDue,
+    }
 
 
 @bp.errorhandler(moderation.NotFound)
