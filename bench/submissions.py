@@ -76,10 +76,17 @@ def phone(rng: random.Random) -> str:
 def pick_zips(rng: random.Random) -> list[dict[str, str]]:
     import zipcodes
 
+    from directory.regions import us_states
+
+    # Only states the public form offers (Guam's ZIPs were refused as "Not a valid choice").
+    states = us_states()
     usable = [
         z
         for z in zipcodes.list_all()
-        if z["active"] and z["zip_code_type"] == "STANDARD" and z["lat"] and len(z["state"]) == 2
+        if z["active"]
+        and z["zip_code_type"] == "STANDARD"
+        and z["lat"]
+        and "US-" + z["state"] in states
     ]
     return [
         {"postal_code": z["zip_code"], "city": z["city"].title(), "region": "US-" + z["state"]}
