@@ -68,11 +68,13 @@ def bench_size(size: int) -> dict[str, Any]:
     log(f"copying {source} to {path}")
     shutil.copyfile(source, path)
 
+    from sqlalchemy import select
+
     from directory import create_app
     from directory.extensions import db
     from directory.models import Listing, Role, User
     from directory.moderation import calls
-    from directory.vocabulary import CallDue, Kind
+    from directory.vocabulary import CallDue, CallOutcome, Kind
 
     FUNCTION_MODES.update(
         {
@@ -172,6 +174,33 @@ def bench_size(size: int) -> dict[str, Any]:
         saves.append(ms)
     out["save"] = summary(saves)
     log(f"save + claim next: {out['save']}")
+    # The save on its own (calls.record_call: the answers, the verification, the audit
+    # entries, the attempt, the neighbours' mark, one commit), without the request around it
+    # or the next item's claim that the POST also makes; each listing claimed first, untimed.
+    record_ids = pharmacy_ids[REQUESTS : REQUESTS + REQUESTS // 2]
+    answers = {
+        "sr_policy": "ir_only",
+        "fillers": ["mcc"],
+        "dosage_forms": ["capsule"],
+        "mail_order": False,
+        "ships_to": [],
+        "price_notes": None,
+    }
+    records = []
+    with app.app_context():
+        volunteer = db.session.scalars(select(User).where(User.username == "bench")).one()
+        for listing_id in record_ids:
+            calls.claim(listing_id, volunteer)
+            ms, _ = timed(
+                lambda i=listing_id: calls.record_call(
+                    i, volunteer, CallOutcome.CONFIRMED, answers=answers
+                )
+            )
+            records.append(ms)
+        db.session.remove()
+    if records:
+        out["record_call"] = summary(records)
+        log(f"record_call() alone: {out['record_call']}")
     with app.app_context():
         db.engine.dispose()
     path.unlink()
@@ -198,8 +227,12 @@ def table(results: list[dict[str, Any]]) -> str:
         rows.append(f"| call_list() alone, {name} | " + " | ".join(cells) + " |")
     cells = [f"{r['baseline']['median']} / {r['baseline']['p95']}" for r in results]
     rows.append("| baseline: GET /about, same client | " + " | ".join(cells) + " |")
-    for key, label in (("claim", "claim (POST)"), ("save", "save a confirmation + claim next")):
-        cells = [f"{r[key]['median']} / {r[key]['p95']}" for r in results]
+    for key, label in (
+        ("claim", "claim (POST)"),
+        ("save", "save a confirmation + claim next"),
+        ("record_call", "record_call() alone (the save)"),
+    ):
+        cells = [f"{r[key]['median']} / {r[key]['p95']}" if key in r else "" for r in results]
         rows.append(f"| {label} | " + " | ".join(cells) + " |")
     cells = [f"{r['refresh_nearby']['seconds']} s" for r in results]
     rows.append("| refresh_nearby (whole table) | " + " | ".join(cells) + " |")
