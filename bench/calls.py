@@ -177,7 +177,7 @@ def bench_size(size: int) -> dict[str, Any]:
     # The save on its own (calls.record_call: the answers, the verification, the audit
     # entries, the attempt, the neighbours' mark, one commit), without the request around it
     # or the next item's claim that the POST also makes; each listing claimed first, untimed.
-    record_ids = pharmacy_ids[REQUESTS : REQUESTS + REQUESTS // 2]
+    record_ids = pharmacy_ids[REQUESTS : 2 * REQUESTS]
     answers = {
         "sr_policy": "ir_only",
         "fillers": ["mcc"],
