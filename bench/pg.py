@@ -45,18 +45,25 @@ def _copied(url: str) -> dict[str, Any] | None:
     return json.loads(row[0]) if row else None
 
 
-def _migrate_and_seed(url: str) -> None:
-    from flask_migrate import upgrade
+def empty_schema(url: str) -> None:
+    """Drop everything in the database's public schema (PostGIS's own table with it; the
+    migrations create the extension again)."""
     from sqlalchemy import create_engine, text
-
-    from directory import create_app, seeding
-    from directory.extensions import db
 
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
+
+
+def _migrate_and_seed(url: str) -> None:
+    from flask_migrate import upgrade
+
+    from directory import create_app, seeding
+    from directory.extensions import db
+
+    empty_schema(url)
     os.environ.setdefault("SECRET_KEY", "bench")
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "TESTING": True})
     with app.app_context():

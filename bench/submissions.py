@@ -102,7 +102,7 @@ def build(url: str) -> dict[str, Any]:
     """A fresh database at `url`: schema, vocabularies and sample listings, then QUEUED
     pending submissions. Returns what the load needs: ZIPs, queued rows to copy, listings."""
     from flask_migrate import upgrade
-    from sqlalchemy import create_engine, insert, select, text
+    from sqlalchemy import insert, select, text
 
     from directory import create_app, seeding
     from directory.duplicates import submission_keys
@@ -116,11 +116,9 @@ def build(url: str) -> dict[str, Any]:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{SQLITE_FILE}{suffix}").unlink(missing_ok=True)
     else:
-        engine = create_engine(url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
+        from bench.pg import empty_schema
+
+        empty_schema(url)
     os.environ.setdefault("SECRET_KEY", "bench")
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "TESTING": True})
     rng = random.Random(SEED)

@@ -237,22 +237,34 @@ def approve(
             verified=method,
         )
         action = "approve_new" if sub.type == SubmissionType.NEW else "approve_correction"
-        record(
-            action,
-            actor=moderator,
-            listing=listing,
-            submission_id=sub.id,
-            before=before,
-            after=after,
-            reason=_about(sub) + decision.message,
-        )
-        return decision
+        return _recorded(decision, action, moderator, before, after)
 
 
 def _about(sub: Submission) -> str:
     """What the audit entry's reason starts with: which submission, and what it said."""
     what = sub.problem_term.label if sub.problem_term else sub.type.label
     return f"{sub.reference} ({what}). "
+
+
+def _recorded(
+    decision: Decision,
+    action: str,
+    moderator: User,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+) -> Decision:
+    """The audit entry of a decision that changed a listing: the listing's values before and
+    after, and a reason that names the submission and says what the moderator was told."""
+    record(
+        action,
+        actor=moderator,
+        listing=decision.listing,
+        submission_id=decision.submission.id,
+        before=before,
+        after=after,
+        reason=_about(decision.submission) + decision.message,
+    )
+    return decision
 
 
 def resolve(
@@ -287,16 +299,7 @@ def resolve(
         decision = Decision(
             sub, listing, _changed_fields(before, after), resolution=chosen, verified=method
         )
-        record(
-            f"resolve_{chosen.value}",
-            actor=moderator,
-            listing=listing,
-            submission_id=sub.id,
-            before=before,
-            after=after,
-            reason=_about(sub) + decision.message,
-        )
-        return decision
+        return _recorded(decision, f"resolve_{chosen.value}", moderator, before, after)
 
 
 def reject(submission_id: int, moderator: User, reason: str | None) -> Submission:
