@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export FLASK_APP := wsgi
 
-.PHONY: run test setup db seed lint format bench browser-deps clean
+.PHONY: run test setup db seed lint format bench browser-deps clean messages
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,7 +13,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The translation catalogues (.po, committed) compiled to .mo (build output, git-ignored).
 setup: $(STAMP)
+	$(BIN)/pybabel compile --statistics -d directory/translations
+
+## After changing text in code or templates: extract it and merge it into each catalogue, then
+## translate the new entries in directory/translations/*/LC_MESSAGES/messages.po.
+messages: setup
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k _n:1,2 -k lazy_ngettext:1,2 \
+	  --no-wrap --sort-by-file --project "LDN Directory" -o directory/translations/messages.pot .
+	$(BIN)/pybabel update --no-wrap --no-fuzzy-matching -i directory/translations/messages.pot \
+	  -d directory/translations
 
 db: setup
 	DIRECTORY_ENV=development $(BIN)/flask init-db

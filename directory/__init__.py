@@ -41,7 +41,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
 
-    from . import cli, db, errors, httpcache, requestlog, security, spatial, templating
+    from . import cli, db, errors, httpcache, i18n, requestlog, security, spatial, templating
     from .extensions import csrf, limiter, login_manager, migrate
     from .extensions import db as sqla
     from .geocoding import gazetteer_path, set_data_dir
@@ -68,6 +68,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     security.init_app(app)
     httpcache.init_app(app)
+    # After httpcache: its after_request then runs first, so a `lang` cookie it sets makes the
+    # response personal (Flask runs after_request functions last-registered first).
+    i18n.init_app(app)
     templating.init_app(app)
     errors.init_app(app)
     requestlog.init_app(app)

@@ -29,7 +29,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
-from . import dataversion
+from . import dataversion, i18n
 from .resources import PACKAGE, folder
 
 CACHEABLE = frozenset(
@@ -65,10 +65,15 @@ COMPRESS_SETTINGS = {
 
 @lru_cache(maxsize=4)
 def code_fingerprint() -> str:
-    """A short hash of what shapes a response besides the data: the code and the templates.
+    """A short hash of what shapes a response besides the data: the code, the templates and the
+    translations.
     A deploy changes it, so pages cached before it are not taken for current ones."""
     digest = hashlib.blake2b(digest_size=6)
-    for base, pattern in ((PACKAGE, "**/*.py"), (folder("templates"), "**/*.html")):
+    for base, pattern in (
+        (PACKAGE, "**/*.py"),
+        (PACKAGE, "translations/*/LC_MESSAGES/*.po"),
+        (folder("templates"), "**/*.html"),
+    ):
         for path in sorted(base.glob(pattern)):
             digest.update(path.relative_to(base).as_posix().encode())
             digest.update(path.read_bytes())
@@ -111,7 +116,8 @@ def init_app(app: Flask) -> None:
             return None
         if _personal(app):
             return None
-        tag = g.data_etag = f"{build}-{dataversion.current()}"
+        # The language is part of the tag: the same URL is English or Spanish (i18n.py).
+        tag = g.data_etag = f"{build}-{i18n.select_locale()}-{dataversion.current()}"
         if not request.if_none_match.contains_weak(tag):
             return None
         response = Response(status=304)
@@ -131,7 +137,7 @@ def init_app(app: Flask) -> None:
             return response
         response.vary.add("Cookie")
         tag = g.get("data_etag")
-        if tag is None or "Set-Cookie" in response.headers:
+        if tag is None or "Set-Cookie" in response.headers:  # e.g. a first ?lang=es (i18n.py)
             response.headers["Cache-Control"] = PERSONAL
         elif response.status_code == 200:
             _mark_public(response, tag)
@@ -143,3 +149,4 @@ def _mark_public(response: Response, tag: str) -> None:
     response.headers["Cache-Control"] = PUBLIC
     response.vary.add("Cookie")
     response.vary.add("Accept-Encoding")
+    response.vary.add("Accept-Language")

@@ -1,0 +1,141 @@
+"""The public site in English and Spanish (Flask-Babel).
+
+Which language a request gets, in order:
+1. `?lang=es` (or `en`) in the URL: a link someone shared, or the "English · Español" switch on
+   every page. The choice is also kept in a `lang` cookie (a year, no account needed).
+2. the `lang` cookie from an earlier choice;
+3. the browser's Accept-Language, best match;
+4. English.
+
+Moderation and sign-in pages stay English (volunteers share one working language; the issue
+allows it), whatever the visitor chose.
+
+Catalogues: directory/translations/<lang>/LC_MESSAGES/messages.po are the source (committed);
+the .mo files next to them are build output (git-ignored), compiled by `make setup`
+(`pybabel compile`) and, if one is missing or older than its .po when the app starts, compiled
+then (the folder must be writable: in a checkout it is; a wheel ships compiled ones).
+
+Responses differ by language, so the HTTP cache's ETag carries the language (httpcache.py) and
+cacheable responses say `Vary: Accept-Language` (a `lang` cookie is covered by `Vary: Cookie`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from flask import Flask, Response, current_app, g, request, url_for
+from flask_babel import Babel
+
+from .resources import PACKAGE
+
+log = logging.getLogger(__name__)
+
+LANGUAGES: dict[str, str] = {"en": "English", "es": "Español"}
+DEFAULT = "en"
+COOKIE = "lang"
+COOKIE_AGE = 365 * 24 * 3600
+TRANSLATIONS = PACKAGE / "translations"
+# Blueprints whose pages stay English: the volunteers' tools.
+ENGLISH_ONLY = frozenset({"moderation", "auth", "calls"})
+
+babel = Babel()
+
+
+def _asked() -> str | None:
+    """The language the URL asks for (?lang=es), if it is one we have."""
+    code = request.args.get("lang", "").strip().lower()[:5]
+    return code if code in LANGUAGES else None
+
+
+def _from_browser() -> str:
+    """The first language in Accept-Language (by quality) that we have, matching on the main
+    tag: "es-MX" is Spanish, "en-US" English. (Werkzeug's best_match would pick "es" from
+    "en-US,es;q=0.5", as it only falls back to main tags when nothing matches exactly.)"""
+    for value, _quality in request.accept_languages:  # sorted by quality, best first
+        code = value.split("-")[0].split("_")[0].lower()
+        if code in LANGUAGES:
+            return code
+    return DEFAULT
+
+
+def select_locale() -> str:
+    """The language of this request (see the module's docstring). Cached on `g`: the 304 check,
+    the templates and the API all ask."""
+    cached = g.get("_locale")
+    if cached:
+        return str(cached)
+    blueprint = request.blueprint or ""
+    if blueprint.split(".")[0] in ENGLISH_ONLY:
+        code = DEFAULT
+    else:
+        code = (
+            _asked()
+            or (request.cookies.get(COOKIE) if request.cookies.get(COOKIE) in LANGUAGES else None)
+            or _from_browser()
+        )
+    g._locale = code
+    return code
+
+
+def switch_url(code: str) -> str:
+    """This page in another language: the same URL with `lang=code` (a GET; a form being filled
+    in is not resent)."""
+    args: dict[str, Any] = request.args.to_dict(flat=False)
+    args["lang"] = code
+    if request.endpoint and request.method == "GET":
+        try:
+            return url_for(request.endpoint, **(request.view_args or {}), **args)
+        except Exception:  # noqa: BLE001 - an endpoint that cannot be rebuilt: go home instead
+            pass
+    return url_for("public.home", lang=code)
+
+
+def compile_catalogues(folder: Path = TRANSLATIONS, *, force: bool = False) -> list[Path]:
+    """Compile each messages.po whose .mo is missing or older. Returns the .mo files written."""
+    written = []
+    for po_path in sorted(folder.glob("*/LC_MESSAGES/messages.po")):
+        mo_path = po_path.with_suffix(".mo")
+        if not force and mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+            continue
+        locale = po_path.parent.parent.name
+        with po_path.open("rb") as f:
+            catalog = read_po(f, locale=locale)
+        with mo_path.open("wb") as f:
+            # Fuzzy entries are left out, as pybabel compile does: a guess is not a translation.
+            write_mo(f, catalog, use_fuzzy=False)
+        written.append(mo_path)
+    return written
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
+    try:
+        compile_catalogues()
+    except OSError as exc:  # a read-only install: it ships compiled catalogues
+        log.warning("could not compile the translation catalogues: %s", exc)
+    babel.init_app(app, locale_selector=select_locale)
+
+    app.jinja_env.globals.update(
+        LANGUAGES=LANGUAGES,
+        current_language=lambda: select_locale() if request else DEFAULT,
+        language_switch_url=switch_url,
+    )
+
+    @app.after_request
+    def _keep_choice(response: Response) -> Response:
+        asked = _asked()
+        if asked and request.cookies.get(COOKIE) != asked:
+            response.set_cookie(
+                COOKIE,
+                asked,
+                max_age=COOKIE_AGE,
+                secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
+                httponly=True,
+                samesite="Lax",
+            )
+        return response
