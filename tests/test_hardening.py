@@ -8,12 +8,13 @@ import csv
 import io
 import json
 import logging
+import threading
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from directory import moderation
+from directory import models, moderation
 from directory.extensions import db
 from directory.models import AuditEntry, Role, Submission
 from tests import builders
@@ -360,6 +361,59 @@ def test_the_last_admin_cannot_demote_themselves(client, auth) -> None:
     assert boss.role == Role.ADMIN
     bad = client.post(f"/moderation/accounts/{boss.id}/role", data={"role": "emperor"})
     assert bad.status_code == 400
+
+
+@pytest.mark.parametrize("change", ["demote", "deactivate"])
+def test_two_admins_removing_each_other_at_once_leave_one_admin(database_url, change) -> None:
+    """Real threads with their own connections: A demotes (or deactivates) B while B does the
+    same to A. Each alone is allowed; together they would leave no admin, so one must fail."""
+    from directory.moderation import accounts
+
+    app = make_app(database_url)
+    with app.app_context():
+        a, b = (builders.user(name, PASSWORD, "admin").id for name in ("ann", "bob"))
+    for _round in range(5):  # a race: several rounds, so a lucky interleaving can't hide it
+        barrier = threading.Barrier(2)
+        refused: list[str] = []
+
+        def act(
+            actor_id: int,
+            target_id: int,
+            barrier: threading.Barrier = barrier,
+            refused: list[str] = refused,
+        ) -> None:
+            with app.app_context():
+                actor = db.session.get(models.User, actor_id)
+                barrier.wait()
+                try:
+                    if change == "demote":
+                        accounts.set_role(target_id, Role.MODERATOR, actor=actor)
+                    else:
+                        accounts.set_account_active(target_id, False, actor=actor)
+                except moderation.ModerationError as exc:
+                    refused.append(str(exc))
+                finally:
+                    db.session.remove()
+
+        threads = [threading.Thread(target=act, args=pair) for pair in ((a, b), (b, a))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        with app.app_context():
+            admins = db.session.scalar(
+                select(func.count())
+                .select_from(models.User)
+                .where(models.User.role == Role.ADMIN, models.User.active.is_(True))
+            )
+            assert admins == 1, f"{admins} active admins left"
+            assert len(refused) == 1 and "admin" in refused[0]
+            # Put both back for the next round.
+            for user in db.session.scalars(select(models.User)):
+                user.role, user.active = Role.ADMIN, True
+            db.session.commit()
+    with app.app_context():
+        db.engine.dispose()
 
 
 # --- a cap on pending submissions ---------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from flask import current_app, has_app_context
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..db import writing
@@ -123,6 +123,23 @@ def end_sessions(user_id: int) -> None:
             user.session_version += 1
 
 
+def _keep_another_admin(user_id: int) -> None:
+    """Raise ModerationError unless an active admin other than `user_id` remains.
+
+    Inside the caller's write transaction. On PostgreSQL the active admins' rows are locked
+    first (FOR UPDATE), so two admins demoting or deactivating each other at once queue here:
+    the second re-reads after the first commits and finds itself the last admin. (SQLite's
+    write lock, taken by writing() before any read, already makes them queue.)"""
+    others = db.session.scalars(
+        select(User.id)
+        .where(User.role == Role.ADMIN, User.active.is_(True))
+        .order_by(User.id)
+        .with_for_update()
+    ).all()
+    if not [other for other in others if other != user_id]:
+        raise ModerationError("This is the last admin account: make someone else an admin first.")
+
+
 def set_role(user_id: int, role: Role, *, actor: User) -> User:
     """Make an account a moderator or an admin, audited. Raises NotFound, or ModerationError
     when it would leave no active admin."""
@@ -131,16 +148,8 @@ def set_role(user_id: int, role: Role, *, actor: User) -> User:
         if user is None:
             raise NotFound(f"There is no account number {user_id}.")
         before = user.role
-        if before == Role.ADMIN and role != Role.ADMIN:
-            admins = db.session.scalar(
-                select(func.count())
-                .select_from(User)
-                .where(User.role == Role.ADMIN, User.active.is_(True), User.id != user.id)
-            )
-            if not admins:
-                raise ModerationError(
-                    "This is the last admin account: make someone else an admin first."
-                )
+        if before == Role.ADMIN and role != Role.ADMIN and user.active:
+            _keep_another_admin(user.id)
         if before != role:
             user.role = role
             record(
@@ -171,6 +180,8 @@ def set_account_active(user_id: int, active: bool, *, actor: User) -> None:
         user = db.session.get(User, user_id)
         if user is None:
             raise ModerationError("There is no such account.")
+        if not active and user.active and user.role == Role.ADMIN:
+            _keep_another_admin(user.id)
         user.active = active
         user.session_version += 1  # ends the account's sessions
         record(
