@@ -88,6 +88,11 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
         "for one account from all addresses together, a warning is logged; the owner can still "
         "sign in.",
     ),
+    "DOWNLOAD_RATE_LIMIT": (
+        "20 per hour",
+        "Whole-dataset downloads (/data/...) per client address: each streams every listing, so "
+        "a loop of them would keep a worker busy. The HSDS API's pages are not limited.",
+    ),
     "MAX_CONTENT_LENGTH": ("65536", "Largest request body accepted, in bytes."),
     "MAP_TILE_URL": (
         "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
@@ -240,6 +245,7 @@ def from_environment(instance_path: Path, *, testing: bool = False) -> dict[str,
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED"),
         "SUBMISSION_RATE_LIMIT": _env("SUBMISSION_RATE_LIMIT"),
         "LOGIN_RATE_LIMIT": _env("LOGIN_RATE_LIMIT"),
+        "DOWNLOAD_RATE_LIMIT": _env("DOWNLOAD_RATE_LIMIT"),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH"),
         "MAP_TILE_URL": _env("MAP_TILE_URL") or "",
         "MAP_TILE_ATTRIBUTION": _env("MAP_TILE_ATTRIBUTION") or "",

@@ -524,3 +524,24 @@ def test_one_worker_on_memory_limits_starts(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# --- whole-dataset downloads --------------------------------------------------------------------
+
+
+def test_whole_dataset_downloads_are_rate_limited_per_address(database_url) -> None:
+    app = make_app(database_url, RATELIMIT_ENABLED=True, DOWNLOAD_RATE_LIMIT="2 per hour")
+    with app.app_context():
+        builders.pharmacy(name="Listed Pharmacy")
+    client = app.test_client()
+    for name in ("ldn-directory-hsds.json", "ldn-directory-hsds.ndjson"):
+        response = client.get(f"/data/{name}")
+        assert response.status_code == 200 and b"Listed Pharmacy" in response.get_data()
+    refused = client.get("/data/ldn-directory-hsds.json")
+    assert refused.status_code == 429
+    assert "Please wait a little" in refused.get_data(as_text=True)
+    other = app.test_client()  # another address has its own budget
+    other_env = {"REMOTE_ADDR": "192.0.2.7"}
+    assert other.get("/data/ldn-directory-hsds.json", environ_base=other_env).status_code == 200
+    # The HSDS API's pages are not limited.
+    assert client.get("/api/hsds/v3/services").status_code == 200

@@ -8,12 +8,13 @@ from functools import partial
 from itertools import islice
 from typing import Any
 
-from flask import Blueprint, Response, abort, jsonify, render_template, request
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 from flask.globals import app_ctx
 from flask.typing import ResponseReturnValue
 
 from .. import hsds
 from ..errors import json_error
+from ..extensions import limiter
 from ..search import INVALID_PARAMETER
 
 bp = Blueprint("hsds", __name__)
@@ -60,7 +61,12 @@ def taxonomy_terms() -> ResponseReturnValue:
     return _page(hsds.terms_page)
 
 
+def _download_limit() -> str:
+    return str(current_app.config["DOWNLOAD_RATE_LIMIT"])
+
+
 @bp.get("/data/<name>")
+@limiter.limit(_download_limit, scope="downloads")
 def download(name: str) -> ResponseReturnValue:
     if name not in DOWNLOADS:
         abort(404)
