@@ -111,6 +111,30 @@ def test_a_rolled_back_write_leaves_the_version(app) -> None:
     assert dataversion.current() == before
 
 
+def test_a_transaction_raises_the_version_once_however_many_changes_it_audits(app) -> None:
+    db.session.commit()
+    before = dataversion.current()
+    dataversion.bump()
+    dataversion.bump()
+    dataversion.bump()
+    db.session.commit()
+    assert dataversion.current() == before + 1
+    dataversion.bump()  # a new transaction bumps again
+    db.session.commit()
+    assert dataversion.current() == before + 2
+
+
+def test_a_savepoint_rolled_back_takes_its_bump_and_the_next_change_bumps_again(app) -> None:
+    db.session.commit()
+    before = dataversion.current()
+    nested = db.session.begin_nested()
+    dataversion.bump()
+    nested.rollback()
+    dataversion.bump()
+    db.session.commit()
+    assert dataversion.current() == before + 1
+
+
 def test_signed_in_pages_are_private_and_never_304(client, auth) -> None:
     builders.pharmacy()
     public_etag = client.get(SEARCH).headers["ETag"]

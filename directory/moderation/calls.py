@@ -455,19 +455,23 @@ def _set_makes_ldn(listing: Listing, makes: bool, user: User, reason: str) -> No
 # --- "a confirmed pharmacy within 25 miles" ---------------------------------------------------
 
 
+def _rtree_ids(lat: float, lon: float, km: float) -> Select[Any]:
+    # SQLite: the ids of listings in the box around (lat, lon), from the R*Tree.
+    box = box_around(lat, lon, km)
+    r = listing_rtree.c
+    lon_ok = (
+        or_(r.max_lon >= box.west, r.min_lon <= box.east)
+        if box.west > box.east  # across the 180th meridian
+        else and_(r.max_lon >= box.west, r.min_lon <= box.east)
+    )
+    return select(r.id).where(r.max_lat >= box.south, r.min_lat <= box.north, lon_ok)
+
+
 def _in_box(lat: float, lon: float, km: float) -> ColumnElement[bool]:
+    if db.engine.dialect.name == "sqlite":
+        return Listing.id.in_(_rtree_ids(lat, lon, km))
     box = box_around(lat, lon, km)
     wraps = box.west > box.east
-    if db.engine.dialect.name == "sqlite":
-        r = listing_rtree.c
-        lon_ok = (
-            or_(r.max_lon >= box.west, r.min_lon <= box.east)
-            if wraps
-            else and_(r.max_lon >= box.west, r.min_lon <= box.east)
-        )
-        return Listing.id.in_(
-            select(r.id).where(r.max_lat >= box.south, r.min_lat <= box.north, lon_ok)
-        )
     lon_in = (
         or_(Listing.lon >= box.west, Listing.lon <= box.east)
         if wraps
@@ -476,14 +480,34 @@ def _in_box(lat: float, lon: float, km: float) -> ColumnElement[bool]:
     return and_(Listing.lat.between(box.south, box.north), lon_in)
 
 
+# mark_nearby on SQLite: below this many unmarked listings in the whole directory, walking them
+# (ix_listings_call_order starts with confirmed_nearby) beats looking up every listing in the
+# 25-mile box (18,000 in a dense metro of the 1M bench: 6.5 ms against 0.1).
+UNMARKED_WALK_MAX = 20_000
+
+
+def _few_unmarked() -> bool:
+    unmarked = select(Listing.id).where(Listing.confirmed_nearby.is_(False))
+    counted = db.session.scalar(
+        select(func.count()).select_from(unmarked.limit(UNMARKED_WALK_MAX).subquery())
+    )
+    return (counted or 0) < UNMARKED_WALK_MAX
+
+
 def mark_nearby(pharmacy: Listing) -> int:
     """A pharmacy became confirmed: everything within 25 miles now has one nearby."""
     if pharmacy.lat is None or pharmacy.lon is None:
         return 0
+    in_box = _in_box(pharmacy.lat, pharmacy.lon, NEARBY_KM)
+    if db.engine.dialect.name == "sqlite" and _few_unmarked():
+        # Once most of a directory is marked (a campaign under way), walk the few unmarked
+        # listings from the index and check each against the box's ids, instead of looking
+        # up every listing in the box: `+id` keeps SQLite from driving the query by the box.
+        in_box = _unindexed(Listing.id).in_(_rtree_ids(pharmacy.lat, pharmacy.lon, NEARBY_KM))
     return _rowcount(
         update(Listing)
         .where(
-            _in_box(pharmacy.lat, pharmacy.lon, NEARBY_KM),
+            in_box,
             Listing.confirmed_nearby.is_(False),
             sql_distance_km(pharmacy.lat, pharmacy.lon) <= NEARBY_KM,
         )
