@@ -139,14 +139,9 @@ def find(
         for ident in db.session.scalars(select(Listing.id).where(Listing.phone_digits == digits)):
             add("listing", ident, "same phone")
     if lat is not None and lon is not None and key:
-        nearby = spatial.nearest(lat, lon, NEARBY_KM, limit=50).hits
-        if nearby:
-            rows = db.session.execute(
-                select(Listing.id, Listing.name).where(Listing.id.in_([i for i, _ in nearby]))
-            )
-            for ident, other in rows:
-                if similar_keys(key, name_key(other)):
-                    add("listing", ident, "similar name within 1 km")
+        for ident, other in spatial.named_within(lat, lon, NEARBY_KM, limit=50):
+            if similar_keys(key, name_key(other)):
+                add("listing", ident, "similar name within 1 km")
     # Pending submissions, each reason added in the same order for one submission as listings'.
     # One statement (UNION ALL: each part still reads its own index), one round trip.
     parts: list[Select[Any]] = []
