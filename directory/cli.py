@@ -261,6 +261,19 @@ def init_app(app: Flask) -> None:
             _fail(problem)
         with db.engine.connect() as conn:
             found = derived.drift(conn)
+        from .moderation.calls import nearby_drift
+
+        # The call list's order (a confirmed pharmacy within 25 miles) is worked out in Python
+        # over every listing, as `refresh-call-list` does without writing: about 30 s at 1M.
+        stale = nearby_drift()
+        found.append(
+            derived.Drift(
+                "listings.confirmed_nearby (fix: refresh-call-list)",
+                len(stale),
+                [str(i) for i in stale[: derived.EXAMPLES]],
+            )
+        )
+        db.session.remove()
         for d in found:
             detail = f" (e.g. {', '.join(d.examples)})" if d.count else ""
             click.echo(f"{d.copy}: {d.count} out of step{detail}")

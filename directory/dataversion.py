@@ -7,12 +7,17 @@ in a process, so every worker and every app server answers the same.
 
 bump() runs in the transaction of the change it follows (audit.record calls it, and every change
 to published data writes an audit entry; seeding calls it too), so a rollback takes it back and
-a reader never sees the new version before the new data.
+a reader never sees the new version before the new data. One bump per transaction is enough
+(a reader sees the whole transaction or none of it), so later calls in the same transaction
+write nothing: a call-list save writes three audit entries and used to bump three times.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session, SessionTransaction
 
 from .extensions import db
 
@@ -22,11 +27,32 @@ _BUMP = text(
     "ON CONFLICT (id) DO UPDATE SET version = data_version.version + 1"
 )
 _CURRENT = text("SELECT version FROM data_version WHERE id = 1")
+# session.info key: the outermost transaction that has bumped already.
+_BUMPED = "dataversion_bumped_in"
 
 
 def bump() -> None:
-    """Say that public data changed, in the current transaction."""
-    db.session.execute(_BUMP)
+    """Say that public data changed, in the current transaction (once per transaction)."""
+    session = db.session()
+    root = _root(session.get_transaction())
+    if root is not None and session.info.get(_BUMPED) is root:
+        return
+    session.execute(_BUMP)
+    session.info[_BUMPED] = _root(session.get_transaction())
+
+
+def _root(transaction: SessionTransaction | None) -> SessionTransaction | None:
+    while transaction is not None and transaction.parent is not None:
+        transaction = transaction.parent
+    return transaction
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session: Session, transaction: SessionTransaction, *_: Any) -> None:
+    # A savepoint rolled back takes its bump with it (and a finished outer transaction ends the
+    # need for one): either way the next change must bump again.
+    if session.info.get(_BUMPED) is not None and (transaction.parent is None or transaction.nested):
+        session.info.pop(_BUMPED, None)
 
 
 def current() -> int:

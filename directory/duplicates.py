@@ -10,7 +10,7 @@ import re
 import unicodedata
 from typing import Any
 
-from sqlalchemy import Select, event, or_, select
+from sqlalchemy import Select, String, event, literal, or_, select, union_all
 
 from . import geomath, spatial
 from .extensions import db
@@ -78,12 +78,28 @@ def _store_keys(_mapper: Any, _connection: Any, sub: Submission) -> None:
         setattr(sub, column, value)
 
 
-def _pending_near(lat: float, lon: float) -> Select[int, float | None, float | None, str | None]:
+_NEAR = "similar name within 1 km"
+
+
+def _pending_part(reason: str) -> Select[Any]:
+    # The columns every part of find()'s one read of the queue gives: id, why, and what the
+    # nearby part needs to compare (the other parts' lat, lon and key go unused).
+    stmt: Select[Any] = select(
+        Submission.id,
+        literal(reason, String()).label("reason"),
+        Submission.lat,
+        Submission.lon,
+        Submission.name_key,
+    )  # type: ignore[assignment]  # five columns, typed by each part's use
+    return stmt
+
+
+def _pending_near(lat: float, lon: float) -> Select[Any]:
     # A box a little larger than the circle (the exact distance is checked after), read
     # through ix_submissions_status_lat_lon as directory/spatial.py reads listings.
     box = geomath.box_around(lat, lon, NEARBY_KM * 1.01)
     across = box.west > box.east  # the box crosses the 180th meridian
-    return select(Submission.id, Submission.lat, Submission.lon, Submission.name_key).where(
+    return _pending_part(_NEAR).where(
         Submission.status == SubmissionStatus.PENDING,
         Submission.lat.between(box.south, box.north),
         or_(Submission.lon >= box.west, Submission.lon <= box.east)
@@ -123,35 +139,30 @@ def find(
         for ident in db.session.scalars(select(Listing.id).where(Listing.phone_digits == digits)):
             add("listing", ident, "same phone")
     if lat is not None and lon is not None and key:
-        nearby = spatial.nearest(lat, lon, NEARBY_KM, limit=50).hits
-        if nearby:
-            rows = db.session.execute(
-                select(Listing.id, Listing.name).where(Listing.id.in_([i for i, _ in nearby]))
-            )
-            for ident, other in rows:
-                if similar_keys(key, name_key(other)):
-                    add("listing", ident, "similar name within 1 km")
+        for ident, other in spatial.named_within(lat, lon, NEARBY_KM, limit=50):
+            if similar_keys(key, name_key(other)):
+                add("listing", ident, "similar name within 1 km")
     # Pending submissions, each reason added in the same order for one submission as listings'.
-    by_sub: dict[int, set[str]] = {}
+    # One statement (UNION ALL: each part still reads its own index), one round trip.
+    parts: list[Select[Any]] = []
     if npi:
-        for ident in db.session.scalars(
-            select(Submission.id).where(Submission.npi == npi, pending)
-        ):
-            by_sub.setdefault(ident, set()).add("same NPI")
+        parts.append(_pending_part("same NPI").where(Submission.npi == npi, pending))
     if digits:
-        for ident in db.session.scalars(
-            select(Submission.id).where(Submission.phone_digits == digits, pending)
-        ):
-            by_sub.setdefault(ident, set()).add("same phone")
+        parts.append(_pending_part("same phone").where(Submission.phone_digits == digits, pending))
     if lat is not None and lon is not None and key:
-        for ident, olat, olon, okey in db.session.execute(_pending_near(lat, lon)):
-            if (
-                olat is not None
-                and olon is not None
-                and geomath.distance_km(lat, lon, olat, olon) <= NEARBY_KM
-                and similar_keys(key, okey)
-            ):
-                by_sub.setdefault(ident, set()).add("similar name within 1 km")
+        parts.append(_pending_near(lat, lon))
+    by_sub: dict[int, set[str]] = {}
+    queued: Any = db.session.execute(union_all(*parts)) if parts else ()
+    for ident, reason, olat, olon, okey in queued:
+        if reason != _NEAR:
+            by_sub.setdefault(ident, set()).add(reason)
+        elif (
+            olat is not None
+            and olon is not None
+            and geomath.distance_km(lat, lon, olat, olon) <= NEARBY_KM
+            and similar_keys(key, okey)
+        ):
+            by_sub.setdefault(ident, set()).add(_NEAR)
     for ident in sorted(by_sub):
         for reason in ("same NPI", "same phone", "similar name within 1 km"):
             if reason in by_sub[ident]:

@@ -287,6 +287,35 @@ def _nearest_postgis(
     ]
 
 
+def named_within(lat: float, lon: float, radius_km: float, limit: int) -> list[tuple[int, str]]:
+    """(id, name) of the `limit` nearest listings within radius_km, nearest first: what
+    duplicate detection compares. On PostgreSQL one statement (a small radius: the box's bitmap
+    scan is cheap, so no SET LOCAL around it, and the names come with the points); elsewhere
+    nearest() and the names by id."""
+    if _use_rtree():
+        hits = nearest(lat, lon, radius_km, limit=limit).hits
+        if not hits:
+            return []
+        found = db.session.execute(
+            select(Listing.id, Listing.name).where(Listing.id.in_([i for i, _ in hits]))
+        )
+        names = {i: name for i, name in found}
+        return [(i, names[i]) for i, _ in hits if i in names]
+    rows = db.session.execute(
+        select(Listing.id, Listing.name, Listing.lat, Listing.lon).where(
+            text(f"listings.geog && _ST_Expand({_ORIGIN}, :reach_m)")
+        ),
+        {"lat": lat, "lon": lon, "reach_m": radius_km * 1000 * _REACH_MARGIN},
+    ).all()
+    distance_to = distance_from(lat, lon)
+    within = sorted(
+        (d, i, name)
+        for i, name, a, b in rows
+        if a is not None and b is not None and (d := distance_to(a, b)) <= radius_km
+    )
+    return [(i, name) for _, i, name in within[:limit]]
+
+
 def sql_distance_km(lat: Any, lon: Any) -> ColumnElement[float]:
     """Haversine from (lat, lon) to each listing, in the database (SQLite's math functions and
     PostgreSQL both have these); it agrees with distance_km to well under a metre at these

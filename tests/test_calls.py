@@ -119,7 +119,16 @@ def test_places_without_a_confirmed_pharmacy_nearby_come_first(app) -> None:
     assert stored_nearby() == nearby_oracle()
 
 
-def test_confirmed_nearby_follows_confirmations_and_their_undoing(app) -> None:
+@pytest.mark.parametrize(
+    "walk_max",
+    [calls.UNMARKED_WALK_MAX, 0],
+    ids=["few unmarked: walk them", "many unmarked: read the box"],
+)
+def test_confirmed_nearby_follows_confirmations_and_their_undoing(
+    app, monkeypatch, walk_max
+) -> None:
+    # mark_nearby reads either way on SQLite (by how many listings are unmarked): both agree.
+    monkeypatch.setattr(calls, "UNMARKED_WALK_MAX", walk_max)
     mod = builders.user()
     a = imported(**SEATTLE)
     b = imported(**TACOMA)

@@ -388,6 +388,26 @@ def test_check_reports_a_copy_written_by_hand(seeded, runner, copy: str, stateme
     assert {e.split("/")[0] for e in examples} <= {str(first), str(second)}
 
 
+NEARBY = "listings.confirmed_nearby (fix: refresh-call-list)"
+
+
+def test_check_reports_the_call_lists_nearby_mark_out_of_step(seeded, runner) -> None:
+    from directory.moderation import calls
+
+    db.session.commit()
+    assert f"{NEARBY}: 0 out of step" in runner.invoke(args=["check"]).output
+    first = db.session.scalars(select(Listing.id).order_by(Listing.id)).first()
+    db.session.execute(
+        text("UPDATE listings SET confirmed_nearby = NOT confirmed_nearby WHERE id = :id"),
+        {"id": first},
+    )
+    assert _drift(NEARBY, runner) == f"{NEARBY}: 1 out of step (e.g. {first})"
+    # What the line says to run puts it right.
+    calls.refresh_nearby()
+    db.session.commit()
+    assert runner.invoke(args=["check"]).exit_code == 0
+
+
 def test_check_reports_an_rtree_out_of_step(seeded, runner) -> None:
     if db.engine.dialect.name != "sqlite":
         pytest.skip("PostgreSQL's point is a generated column (PostGIS): never out of step")

@@ -111,6 +111,51 @@ def test_a_rolled_back_write_leaves_the_version(app) -> None:
     assert dataversion.current() == before
 
 
+def test_a_transaction_raises_the_version_once_however_many_changes_it_audits(app) -> None:
+    db.session.commit()
+    before = dataversion.current()
+    dataversion.bump()
+    dataversion.bump()
+    dataversion.bump()
+    db.session.commit()
+    assert dataversion.current() == before + 1
+    dataversion.bump()  # a new transaction bumps again
+    db.session.commit()
+    assert dataversion.current() == before + 2
+
+
+def test_a_savepoint_rolled_back_takes_its_bump_and_the_next_change_bumps_again(app) -> None:
+    db.session.commit()
+    before = dataversion.current()
+    nested = db.session.begin_nested()
+    dataversion.bump()
+    nested.rollback()
+    dataversion.bump()
+    db.session.commit()
+    assert dataversion.current() == before + 1
+
+
+def test_a_public_suggestion_leaves_the_version_and_cached_pages(app, client) -> None:
+    from directory import moderation
+    from directory.geocoding import Geocoding
+    from directory.models import AuditEntry, Kind
+
+    builders.pharmacy(name="Cached Compounding")
+    first = client.get(SEARCH)
+    before = dataversion.current()
+    sub, created = moderation.submit(
+        listing_kind=Kind.PHARMACY,
+        data={"name": "Waiting Compounding", "city": "Birmingham", "region": "US-AL"},
+        geocoding=Geocoding(),
+    )
+    assert created
+    # Pending: nothing public changed, so the version holds and the old ETag is still good.
+    assert dataversion.current() == before
+    assert db.session.query(AuditEntry).filter_by(submission_id=sub.id).one().action == "submitted"
+    again = client.get(SEARCH, headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304
+
+
 def test_signed_in_pages_are_private_and_never_304(client, auth) -> None:
     builders.pharmacy()
     public_etag = client.get(SEARCH).headers["ETag"]

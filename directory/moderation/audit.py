@@ -41,7 +41,11 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     reason: str | None = None,
+    public: bool = True,
 ) -> AuditEntry:
+    """Add an entry in the current transaction. `public=False` for what changes nothing the
+    public sees (a suggestion waiting for a moderator): cached pages stay valid, and on
+    PostgreSQL concurrent submissions don't queue for the one data_version row's lock."""
     entry = AuditEntry(
         actor_id=actor.id if actor else None,
         actor_label=actor.username if actor else (actor_label or "system"),
@@ -53,8 +57,9 @@ def record(
         reason=reason,
     )
     db.session.add(entry)
-    # Whatever was audited changed what someone may see: cached pages are stale from now on.
-    dataversion.bump()
+    if public:
+        # What was audited changed what someone may see: cached pages are stale from now on.
+        dataversion.bump()
     return entry
 
 

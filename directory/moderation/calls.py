@@ -13,7 +13,7 @@ what counts as confirmed).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -455,19 +455,23 @@ def _set_makes_ldn(listing: Listing, makes: bool, user: User, reason: str) -> No
 # --- "a confirmed pharmacy within 25 miles" ---------------------------------------------------
 
 
+def _rtree_ids(lat: float, lon: float, km: float) -> Select[Any]:
+    # SQLite: the ids of listings in the box around (lat, lon), from the R*Tree.
+    box = box_around(lat, lon, km)
+    r = listing_rtree.c
+    lon_ok = (
+        or_(r.max_lon >= box.west, r.min_lon <= box.east)
+        if box.west > box.east  # across the 180th meridian
+        else and_(r.max_lon >= box.west, r.min_lon <= box.east)
+    )
+    return select(r.id).where(r.max_lat >= box.south, r.min_lat <= box.north, lon_ok)
+
+
 def _in_box(lat: float, lon: float, km: float) -> ColumnElement[bool]:
+    if db.engine.dialect.name == "sqlite":
+        return Listing.id.in_(_rtree_ids(lat, lon, km))
     box = box_around(lat, lon, km)
     wraps = box.west > box.east
-    if db.engine.dialect.name == "sqlite":
-        r = listing_rtree.c
-        lon_ok = (
-            or_(r.max_lon >= box.west, r.min_lon <= box.east)
-            if wraps
-            else and_(r.max_lon >= box.west, r.min_lon <= box.east)
-        )
-        return Listing.id.in_(
-            select(r.id).where(r.max_lat >= box.south, r.min_lat <= box.north, lon_ok)
-        )
     lon_in = (
         or_(Listing.lon >= box.west, Listing.lon <= box.east)
         if wraps
@@ -476,14 +480,34 @@ def _in_box(lat: float, lon: float, km: float) -> ColumnElement[bool]:
     return and_(Listing.lat.between(box.south, box.north), lon_in)
 
 
+# mark_nearby on SQLite: below this many unmarked listings in the whole directory, walking them
+# (ix_listings_call_order starts with confirmed_nearby) beats looking up every listing in the
+# 25-mile box (18,000 in a dense metro of the 1M bench: 6.5 ms against 0.1).
+UNMARKED_WALK_MAX = 20_000
+
+
+def _few_unmarked() -> bool:
+    unmarked = select(Listing.id).where(Listing.confirmed_nearby.is_(False))
+    counted = db.session.scalar(
+        select(func.count()).select_from(unmarked.limit(UNMARKED_WALK_MAX).subquery())
+    )
+    return (counted or 0) < UNMARKED_WALK_MAX
+
+
 def mark_nearby(pharmacy: Listing) -> int:
     """A pharmacy became confirmed: everything within 25 miles now has one nearby."""
     if pharmacy.lat is None or pharmacy.lon is None:
         return 0
+    in_box = _in_box(pharmacy.lat, pharmacy.lon, NEARBY_KM)
+    if db.engine.dialect.name == "sqlite" and _few_unmarked():
+        # Once most of a directory is marked (a campaign under way), walk the few unmarked
+        # listings from the index and check each against the box's ids, instead of looking
+        # up every listing in the box: `+id` keeps SQLite from driving the query by the box.
+        in_box = _unindexed(Listing.id).in_(_rtree_ids(pharmacy.lat, pharmacy.lon, NEARBY_KM))
     return _rowcount(
         update(Listing)
         .where(
-            _in_box(pharmacy.lat, pharmacy.lon, NEARBY_KM),
+            in_box,
             Listing.confirmed_nearby.is_(False),
             sql_distance_km(pharmacy.lat, pharmacy.lon) <= NEARBY_KM,
         )
@@ -548,43 +572,46 @@ def _offsets(reach_lat: int, reach_lon: int) -> list[tuple[int, int]]:
     return sorted(cells, key=lambda c: (c[0] / reach_lat) ** 2 + (c[1] / reach_lon) ** 2)
 
 
-def refresh_nearby(batch: int = 5000) -> int:
-    """Work `confirmed_nearby` out again for every listing; returns how many are marked.
-
-    In Python over a grid rather than one spatial UPDATE per confirmed pharmacy: with 400k of
-    them (the 1M bench database) that would take hours; this reads each listing once."""
-    with writing():
-        grid: dict[tuple[int, int], list[tuple[float, float]]] = {}
-        for lat, lon in db.session.execute(
-            select(Listing.lat, Listing.lon).where(
-                *_confirmed_pharmacy_sql(), Listing.lat.is_not(None), Listing.lon.is_not(None)
-            )
-        ):
-            if lat is not None and lon is not None:  # the query says so; the types don't
-                grid.setdefault(_cell(lat, lon), []).append((lat, lon))
-        reach_lat = math.ceil(math.degrees(NEARBY_KM / EARTH_RADIUS) / _CELL)
-        near: list[int] = []
-        rows = db.session.execute(
-            select(Listing.id, Listing.lat, Listing.lon).where(
-                Listing.lat.is_not(None), Listing.lon.is_not(None)
-            ),
-            execution_options={"yield_per": batch},
+def _should_be_marked(batch: int) -> Iterator[tuple[int, bool, bool]]:
+    """(listing id, stored mark, computed mark) for every listing with a point: the mark
+    worked out from scratch, in Python over a grid rather than one spatial query per confirmed
+    pharmacy (with 400k of them, the 1M bench database, that would take hours); each listing
+    is read once."""
+    grid: dict[tuple[int, int], list[tuple[float, float]]] = {}
+    for lat, lon in db.session.execute(
+        select(Listing.lat, Listing.lon).where(
+            *_confirmed_pharmacy_sql(), Listing.lat.is_not(None), Listing.lon.is_not(None)
         )
-        for listing_id, lat, lon in rows:
-            if lat is None or lon is None:
-                continue
-            i, j = _cell(lat, lon)
-            cos = max(math.cos(math.radians(min(abs(lat) + reach_lat * _CELL, 89.9))), 1e-6)
-            reach_lon = min(math.ceil(math.degrees(NEARBY_KM / (EARTH_RADIUS * cos)) / _CELL), 360)
-            distance_to = distance_from(lat, lon)
-            # Nearest cells first: in a city the listing's own cell answers at once, where a
-            # far corner holds thousands of pharmacies all just out of reach.
-            if any(
-                distance_to(p, q) <= NEARBY_KM
-                for di, dj in _offsets(reach_lat, reach_lon)
-                for p, q in grid.get((i + di, (j + dj) % round(360 / _CELL)), ())
-            ):
-                near.append(listing_id)
+    ):
+        if lat is not None and lon is not None:  # the query says so; the types don't
+            grid.setdefault(_cell(lat, lon), []).append((lat, lon))
+    reach_lat = math.ceil(math.degrees(NEARBY_KM / EARTH_RADIUS) / _CELL)
+    rows = db.session.execute(
+        select(Listing.id, Listing.lat, Listing.lon, Listing.confirmed_nearby),
+        execution_options={"yield_per": batch},
+    )
+    for listing_id, lat, lon, stored in rows:
+        if lat is None or lon is None:
+            yield listing_id, bool(stored), False
+            continue
+        i, j = _cell(lat, lon)
+        cos = max(math.cos(math.radians(min(abs(lat) + reach_lat * _CELL, 89.9))), 1e-6)
+        reach_lon = min(math.ceil(math.degrees(NEARBY_KM / (EARTH_RADIUS * cos)) / _CELL), 360)
+        distance_to = distance_from(lat, lon)
+        # Nearest cells first: in a city the listing's own cell answers at once, where a
+        # far corner holds thousands of pharmacies all just out of reach.
+        near = any(
+            distance_to(p, q) <= NEARBY_KM
+            for di, dj in _offsets(reach_lat, reach_lon)
+            for p, q in grid.get((i + di, (j + dj) % round(360 / _CELL)), ())
+        )
+        yield listing_id, bool(stored), near
+
+
+def refresh_nearby(batch: int = 5000) -> int:
+    """Work `confirmed_nearby` out again for every listing; returns how many are marked."""
+    with writing():
+        near = [i for i, _stored, computed in _should_be_marked(batch) if computed]
         db.session.execute(
             update(Listing)
             .where(Listing.confirmed_nearby.is_(True))
@@ -599,6 +626,14 @@ def refresh_nearby(batch: int = 5000) -> int:
                 .execution_options(synchronize_session=False)
             )
     return len(near)
+
+
+def nearby_drift(batch: int = 5000) -> list[int]:
+    """The listings whose stored `confirmed_nearby` differs from what refresh_nearby() would
+    write (`flask check` reports them): reads every listing once, writes nothing. Moderators'
+    decisions and imports outside the call list can leave the mark stale, and only the order
+    of the call list reads it; `flask refresh-call-list` puts it right."""
+    return [i for i, stored, computed in _should_be_marked(batch) if stored != computed]
 
 
 # --- progress ---------------------------------------------------------------------------------

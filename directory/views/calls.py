@@ -11,8 +11,10 @@ from typing import Any, cast
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
+from sqlalchemy import select
 
 from .. import moderation
+from ..extensions import db
 from ..forms import ActionForm
 from ..forms.calls import CallFilterForm, CallForm, call_form
 from ..listings import to_data
@@ -99,15 +101,22 @@ def screen(listing_id: int) -> ResponseReturnValue:
 
 @bp.post("/<int:listing_id>")
 def save(listing_id: int) -> ResponseReturnValue:
-    listing = moderation.get_listing(listing_id)
+    # Only the kind and the name here: record_call reads the listing again under the write
+    # lock, and the whole listing (its relationships too) is loaded only to show the form back.
+    row = db.session.execute(
+        select(Listing.kind, Listing.name).where(Listing.id == listing_id)
+    ).first()
+    if row is None:
+        raise moderation.NotFound(f"There is no listing number {listing_id}.")  # a 404
+    kind, name = row
     filters = _filters()
-    form = call_form(listing.kind)
+    form = call_form(kind)
     if not form.validate_on_submit():
-        return _screen(listing, form, filters, 400)
+        return _screen(moderation.get_listing(listing_id), form, filters, 400)
     outcome = CallOutcome(form.outcome.data)
     try:
         calls.record_call(
-            listing.id,
+            listing_id,
             _user(),
             outcome,
             answers=form.answers() if outcome == CallOutcome.CONFIRMED else None,
@@ -116,8 +125,8 @@ def save(listing_id: int) -> ResponseReturnValue:
     except moderation.ModerationError as exc:
         flash(str(exc), "error")
         return redirect(url_for(".index", **filters.args()), code=303)
-    flash(f"Saved {listing.name}: {outcome.label.lower()}.", "success")
-    next_id = calls.claim_next(filters.filters(), _user(), skip=[listing.id])
+    flash(f"Saved {name}: {outcome.label.lower()}.", "success")
+    next_id = calls.claim_next(filters.filters(), _user(), skip=[listing_id])
     if next_id is None:
         flash("That was the last one on this list. Thank you!", "success")
         return redirect(url_for(".index", **filters.args()), code=303)
