@@ -453,7 +453,10 @@ def _also_available_statement(criteria: spatial.Criteria, kind: str, n_codes: in
         .join(Listing, Listing.id == ListingRegion.listing_id)
         .where(ListingRegion.role == role, ListingRegion.code == bindparam(f"code_{n}"))
         .where(condition, beyond_radius, *criteria.clauses)
-        .order_by(ListingRegion.rank.desc(), ListingRegion.listing_id)
+        # Both columns descending, as the index holds them: with the id ascending PostgreSQL
+        # sorted every listing of the first rank (thousands share rank 0, never verified)
+        # before it could stop: 233 ms at 1M, against under 2 ms walking the index.
+        .order_by(ListingRegion.rank.desc(), ListingRegion.listing_id.desc())
         .limit(ALSO_AVAILABLE_LIMIT)
         .subquery()
         for role, condition in _reach_streams(kind)
@@ -464,7 +467,7 @@ def _also_available_statement(criteria: spatial.Criteria, kind: str, n_codes: in
 
 def _also_available_ids(origin: Place, params: Params, criteria: spatial.Criteria) -> list[int]:
     """Up to a page of listing ids, on a curated list first, then the most recently verified
-    (Listing.reach_rank)."""
+    (Listing.reach_rank), then the most recently listed."""
     codes = [c for c in (origin.region, origin.country) if c]
     if not codes:
         return []
@@ -476,6 +479,8 @@ def _also_available_ids(origin: Place, params: Params, criteria: spatial.Criteri
     }
     values.update({f"code_{n}": code for n, code in enumerate(codes)})
     ranked: dict[int, tuple[int, int]] = {}
-    for listing_id, rank in db.session.execute(stmt, values):
-        ranked[listing_id] = (-rank, listing_id)
+    with spatial.index_walk():
+        rows = db.session.execute(stmt, values).all()
+    for listing_id, rank in rows:
+        ranked[listing_id] = (-rank, -listing_id)
     return sorted(ranked, key=ranked.__getitem__)[:ALSO_AVAILABLE_LIMIT]
