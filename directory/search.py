@@ -331,14 +331,21 @@ class Outcome:
         return [] if list(self.errors) == ["near"] else list(self.errors.values())
 
 
-def perform(form: SearchInput, geocoding: Geocoding, *, today: date | None = None) -> Outcome:
+def perform(
+    form: SearchInput,
+    geocoding: Geocoding,
+    *,
+    today: date | None = None,
+    also_available: bool = True,
+) -> Outcome:
     """Check the input and run the search: the one entry point of the page, API and CLI.
-    Messages from running it (an unknown place, a page past the last) go on the form too."""
+    Messages from running it (an unknown place, a page past the last) go on the form too.
+    `also_available=False` skips that section (an API caller that said it doesn't want it)."""
     if not form.validate():
         return Outcome(form.params(), errors=form.messages())
     params = form.params()
     try:
-        result = run(params, geocoding, today=today)
+        result = run(params, geocoding, today=today, also_available=also_available)
     except SearchError as exc:
         form.add_errors(exc.errors)
         return Outcome(params, errors=form.messages(), code=exc.code, suggestions=exc.suggestions)
@@ -375,7 +382,13 @@ def _only_the_region_matched(query: str, best: Place) -> bool:
     return "," in query and best.precision == "region" and first not in best.label.casefold()
 
 
-def run(params: Params, geocoding: Geocoding, *, today: date | None = None) -> Result:
+def run(
+    params: Params,
+    geocoding: Geocoding,
+    *,
+    today: date | None = None,
+    also_available: bool = True,
+) -> Result:
     origin, others = locate(params, geocoding)
     # "Alabama" or "USA" is no point to measure from: 25 miles around the middle of a state
     # says "nothing found" while its cities have pharmacies. Such a search gets no distance
@@ -404,7 +417,7 @@ def run(params: Params, geocoding: Geocoding, *, today: date | None = None) -> R
     # "Also available": mail-order pharmacies that ship to the searcher's state or country,
     # and telehealth prescribers licensed there, that are not on the distance list. Page 1 only.
     reach = []
-    if params.page == 1:
+    if params.page == 1 and also_available:
         reach = _also_available_ids(origin, params, conditions(params, today=today))
     # One load of cards for both lists.
     by_id = cards.load([i for i, _ in found.hits] + reach)
