@@ -2,8 +2,9 @@
 
 A results page shows up to 20 listings and 20 "also available" ones. Loading those as ORM
 objects with their five related collections cost ten times as much as finding them, so a
-result is a `Card`: the listing's own columns plus its flags and vocabulary terms, read by
-three statements that are built once and only get new ids each time. `Card` shares its
+result is a `Card`: the listing's own columns plus its flags, vocabulary terms and regions
+(as JSON lists, aggregated by the database), read by one statement that is built once per
+database dialect and only gets new ids each time. `Card` shares its
 derived facts (address line, staleness, filler verdict, slug) with `Listing` through
 `ListingFacts`, so the card template renders either and the two never disagree.
 
@@ -19,17 +20,8 @@ from datetime import date
 from functools import cache
 from typing import Any
 
-from sqlalchemy import (
-    BindParameter,
-    CompoundSelect,
-    Select,
-    bindparam,
-    literal,
-    literal_column,
-    null,
-    select,
-    union_all,
-)
+import orjson
+from sqlalchemy import BindParameter, Select, bindparam, func, select
 
 from .extensions import db
 from .listings import detail_url, flag_data
@@ -118,53 +110,83 @@ IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
 Rows = Select[*tuple[Any, ...]]
 
 
-def _terms(vocab: str, link_code: Any, model: Any, guidance: Any = None) -> Rows:
-    """(listing id, vocabulary, code, name, guidance) for one link table of the listings."""
-    link = link_code.table
-    return (
-        select(
-            link.c.listing_id,
-            literal(vocab),
-            model.code,
-            model.name,
-            null() if guidance is None else guidance,
-        )
-        .join(model, model.code == link_code)
-        .where(link.c.listing_id.in_(IDS))
-    )
+def _json_list(dialect: str, *values: Any) -> Any:
+    """An aggregate of one JSON array per row: SQLite's json_group_array or PostgreSQL's
+    json_agg. Rows come back in no particular order; load() sorts them."""
+    if dialect == "postgresql":
+        return func.json_agg(func.json_build_array(*values))
+    return func.json_group_array(func.json_array(*values))
+
+
+def _related(dialect: str, *values: Any, where: Any, join: Any = None) -> Any:
+    """A correlated subquery: the listing's rows of one related table as a JSON list."""
+    stmt = select(_json_list(dialect, *values))
+    if join is not None:
+        stmt = stmt.select_from(join)
+    return stmt.where(where).correlate(Listing).scalar_subquery()
 
 
 @cache
-def _statements() -> tuple[Rows, Rows, CompoundSelect[*tuple[Any, ...]]]:
-    columns = [getattr(Listing, name) for name in COLUMN_NAMES]
-    listings = select(*columns).where(Listing.id.in_(IDS))
-    flags = (
-        select(
-            ReliabilityFlag.listing_id,
-            ReliabilityFlag.type,
-            ReliabilityFlag.label,
-            ReliabilityFlag.source,
-            ReliabilityFlag.as_of,
-            ReliabilityFlag.url,
-        )
-        .where(ReliabilityFlag.listing_id.in_(IDS))
-        .order_by(ReliabilityFlag.listing_id, ReliabilityFlag.id)
+def _statement(dialect: str) -> Rows:
+    """One statement for the cards of a page: the columns, then the flags, fillers, dosage
+    forms, conditions and regions of each listing as JSON lists (one round trip and one
+    result instead of three: statements, not rows, were what reading cards cost)."""
+    columns = [getattr(Listing.__table__.c, name) for name in COLUMN_NAMES]
+    flag = ReliabilityFlag.__table__.c
+    fillers, forms, conds = (
+        listing_fillers.c,
+        listing_dosage_forms.c,
+        listing_conditions.c,
     )
-    # One round trip for the three vocabularies and the regions; the first SELECT's column
-    # types (a plain string for the second column, an Enum for guidance) apply to all rows.
-    fillers = _terms("filler", listing_fillers.c.filler_code, Filler, Filler.guidance)
-    forms = _terms("dosage_form", listing_dosage_forms.c.dosage_form_code, DosageForm)
-    conditions = _terms("condition", listing_conditions.c.condition_code, Condition)
-    regions = select(
-        ListingRegion.listing_id,
-        ListingRegion.role,  # "ships_to" or "licensed_in"
-        ListingRegion.code,
-        ListingRegion.code,
-        null(),
-    ).where(ListingRegion.listing_id.in_(IDS))
-    # By code, as the relationships on Listing order them.
-    terms = union_all(fillers, forms, conditions, regions).order_by(literal_column("code"))
-    return listings, flags, terms
+    region = ListingRegion.__table__.c
+    listing_id = Listing.__table__.c.id
+    related = [
+        _related(
+            dialect,
+            flag.id,
+            flag.type,
+            flag.label,
+            flag.source,
+            flag.as_of,
+            flag.url,
+            where=flag.listing_id == listing_id,
+        ),
+        _related(
+            dialect,
+            Filler.code,
+            Filler.name,
+            Filler.guidance,
+            join=listing_fillers.join(Filler, Filler.code == fillers.filler_code),
+            where=fillers.listing_id == listing_id,
+        ),
+        _related(
+            dialect,
+            DosageForm.code,
+            DosageForm.name,
+            join=listing_dosage_forms.join(DosageForm, DosageForm.code == forms.dosage_form_code),
+            where=forms.listing_id == listing_id,
+        ),
+        _related(
+            dialect,
+            Condition.code,
+            Condition.name,
+            join=listing_conditions.join(Condition, Condition.code == conds.condition_code),
+            where=conds.listing_id == listing_id,
+        ),
+        _related(dialect, region.role, region.code, where=region.listing_id == listing_id),
+    ]
+    return select(*columns, *related).where(listing_id.in_(IDS))
+
+
+def _decoded(value: Any) -> list[Any]:
+    # SQLite hands the JSON over as text; psycopg parses it; PostgreSQL's json_agg of no rows
+    # is NULL.
+    if value is None:
+        return []
+    return orjson.loads(value) if isinstance(value, str | bytes) else list(value)
+
+
+_N_COLUMNS = len(COLUMN_NAMES)
 
 
 def load(ids: Iterable[int]) -> dict[int, Card]:
@@ -172,28 +194,41 @@ def load(ids: Iterable[int]) -> dict[int, Card]:
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return {}
-    listings, flags, terms = _statements()
-    values = {"ids": wanted}
-    cards = {row[0]: Card(*row) for row in db.session.execute(listings, values)}
-    # .get: three statements are three snapshots on SQLite; a listing deleted between them
-    # (and its id reused) must not break the page.
-    for listing_id, *flag in db.session.execute(flags, values):
-        if (card := cards.get(listing_id)) is not None:
-            card.flags.append(Flag(*flag))
-    for listing_id, vocab, code, name, guidance in db.session.execute(terms, values):
-        if (card := cards.get(listing_id)) is None:
-            continue
-        if vocab == "filler":
-            card.fillers.append(Term(code, name, guidance))
-        elif vocab == "dosage_form":
-            card.dosage_forms.append(Term(code, name))
-        elif vocab == "condition":
-            card.conditions.append(Term(code, name))
-        elif vocab == RegionRole.SHIPS_TO:
-            card.ships_to.append(code)
-        else:
-            card.licensed_in.append(code)
+    session = db.session
+    # The Core connection, not the session: these are plain rows, and the ORM's result
+    # handling cost more than the statement.
+    connection = session.connection()
+    stmt = _statement(connection.dialect.name)
+    cards = {}
+    for row in connection.execute(stmt, {"ids": wanted}):
+        card = Card(*row[:_N_COLUMNS])
+        flags, fillers, forms, conditions, regions = (_decoded(v) for v in row[_N_COLUMNS:])
+        # The orders the relationships on Listing give: flags by id, terms and regions by code.
+        flags.sort(key=_first)
+        card.flags = [
+            Flag(FlagType(type_), label, source, date.fromisoformat(as_of), url)
+            for _id, type_, label, source, as_of, url in flags
+        ]
+        card.fillers = [
+            Term(code, name, Guidance(guidance)) for code, name, guidance in sorted(fillers)
+        ]
+        card.dosage_forms = [Term(code, name) for code, name in sorted(forms)]
+        card.conditions = [Term(code, name) for code, name in sorted(conditions)]
+        for role, code in sorted(regions, key=_second):
+            if role == RegionRole.SHIPS_TO:
+                card.ships_to.append(code)
+            else:
+                card.licensed_in.append(code)
+        cards[card.id] = card
     return cards
+
+
+def _first(item: list[Any]) -> Any:
+    return item[0]
+
+
+def _second(item: list[Any]) -> Any:
+    return item[1]
 
 
 def summary(card: Card, distance: float | None = None) -> dict[str, Any]:

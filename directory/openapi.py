@@ -165,7 +165,7 @@ ERROR = {
 
 SEARCH_RESPONSE = {
     "type": "object",
-    "required": ["origin", "radius", "unit", "total", "page", "results", "also_available"],
+    "required": ["origin", "radius", "unit", "total", "page", "results"],
     "properties": {
         "origin": {
             "type": "object",
@@ -204,7 +204,8 @@ SEARCH_RESPONSE = {
         "also_available": {
             "type": "array",
             "description": "Mail-order pharmacies shipping to, and telehealth prescribers "
-            "licensed in, the searcher's state or country, not already in results.",
+            "licensed in, the searcher's state or country, not already in results. "
+            "Page 1 only (empty on later pages); left out with also_available=0.",
             "items": {"$ref": "#/components/schemas/Result"},
         },
         "other_places": {
@@ -312,6 +313,12 @@ def document() -> dict[str, Any]:
                             "condition",
                             "Prescribers who treat this condition (code).",
                             {"type": "string"},
+                        ),
+                        _param(
+                            "also_available",
+                            "0 leaves the also_available section out of the response (and "
+                            "the work of finding it); 1, the default, includes it.",
+                            {"type": "string", "enum": ["0", "1"], "default": "1"},
                         ),
                     ],
                     "responses": {

@@ -331,14 +331,21 @@ class Outcome:
         return [] if list(self.errors) == ["near"] else list(self.errors.values())
 
 
-def perform(form: SearchInput, geocoding: Geocoding, *, today: date | None = None) -> Outcome:
+def perform(
+    form: SearchInput,
+    geocoding: Geocoding,
+    *,
+    today: date | None = None,
+    also_available: bool = True,
+) -> Outcome:
     """Check the input and run the search: the one entry point of the page, API and CLI.
-    Messages from running it (an unknown place, a page past the last) go on the form too."""
+    Messages from running it (an unknown place, a page past the last) go on the form too.
+    `also_available=False` skips that section (an API caller that said it doesn't want it)."""
     if not form.validate():
         return Outcome(form.params(), errors=form.messages())
     params = form.params()
     try:
-        result = run(params, geocoding, today=today)
+        result = run(params, geocoding, today=today, also_available=also_available)
     except SearchError as exc:
         form.add_errors(exc.errors)
         return Outcome(params, errors=form.messages(), code=exc.code, suggestions=exc.suggestions)
@@ -375,7 +382,13 @@ def _only_the_region_matched(query: str, best: Place) -> bool:
     return "," in query and best.precision == "region" and first not in best.label.casefold()
 
 
-def run(params: Params, geocoding: Geocoding, *, today: date | None = None) -> Result:
+def run(
+    params: Params,
+    geocoding: Geocoding,
+    *,
+    today: date | None = None,
+    also_available: bool = True,
+) -> Result:
     origin, others = locate(params, geocoding)
     # "Alabama" or "USA" is no point to measure from: 25 miles around the middle of a state
     # says "nothing found" while its cities have pharmacies. Such a search gets no distance
@@ -404,7 +417,7 @@ def run(params: Params, geocoding: Geocoding, *, today: date | None = None) -> R
     # "Also available": mail-order pharmacies that ship to the searcher's state or country,
     # and telehealth prescribers licensed there, that are not on the distance list. Page 1 only.
     reach = []
-    if params.page == 1:
+    if params.page == 1 and also_available:
         reach = _also_available_ids(origin, params, conditions(params, today=today))
     # One load of cards for both lists.
     by_id = cards.load([i for i, _ in found.hits] + reach)
@@ -453,7 +466,10 @@ def _also_available_statement(criteria: spatial.Criteria, kind: str, n_codes: in
         .join(Listing, Listing.id == ListingRegion.listing_id)
         .where(ListingRegion.role == role, ListingRegion.code == bindparam(f"code_{n}"))
         .where(condition, beyond_radius, *criteria.clauses)
-        .order_by(ListingRegion.rank.desc(), ListingRegion.listing_id)
+        # Both columns descending, as the index holds them: with the id ascending PostgreSQL
+        # sorted every listing of the first rank (thousands share rank 0, never verified)
+        # before it could stop: 233 ms at 1M, against under 2 ms walking the index.
+        .order_by(ListingRegion.rank.desc(), ListingRegion.listing_id.desc())
         .limit(ALSO_AVAILABLE_LIMIT)
         .subquery()
         for role, condition in _reach_streams(kind)
@@ -464,7 +480,7 @@ def _also_available_statement(criteria: spatial.Criteria, kind: str, n_codes: in
 
 def _also_available_ids(origin: Place, params: Params, criteria: spatial.Criteria) -> list[int]:
     """Up to a page of listing ids, on a curated list first, then the most recently verified
-    (Listing.reach_rank)."""
+    (Listing.reach_rank), then the most recently listed."""
     codes = [c for c in (origin.region, origin.country) if c]
     if not codes:
         return []
@@ -476,6 +492,8 @@ def _also_available_ids(origin: Place, params: Params, criteria: spatial.Criteri
     }
     values.update({f"code_{n}": code for n, code in enumerate(codes)})
     ranked: dict[int, tuple[int, int]] = {}
-    for listing_id, rank in db.session.execute(stmt, values):
-        ranked[listing_id] = (-rank, listing_id)
+    with spatial.index_walk():
+        rows = db.session.execute(stmt, values).all()
+    for listing_id, rank in rows:
+        ranked[listing_id] = (-rank, -listing_id)
     return sorted(ranked, key=ranked.__getitem__)[:ALSO_AVAILABLE_LIMIT]

@@ -80,6 +80,7 @@ def test_every_search_parameter_is_documented_and_nothing_else(spec) -> None:
     documented = {p["name"] for p in spec["paths"]["/api/v1/search"]["get"]["parameters"]}
     accepted = {"near", "lat", "lon", "radius", "unit", "kind", "page"}
     accepted |= set(search.FLAG_FILTERS) | set(search.CHOICE_FILTERS)
+    accepted |= {"also_available"}  # the API's own, not the page's
     assert documented == accepted
 
 
@@ -173,6 +174,42 @@ def test_also_available_in_the_api(spec, app, client) -> None:
     assert body["origin"]["region"] == "US-AL"
 
 
+def test_also_available_left_out_when_the_caller_says_so(spec, app, client) -> None:
+    """also_available=0: no such key, and the walk that finds it is not run; the rest of the
+    answer is the same. 1 is the default."""
+    from sqlalchemy import event
+
+    from directory.extensions import db
+
+    builders.pharmacy(
+        name="Mails to Alabama", mail_order=True, ships_to=["US-AL"], lat=47.6, lon=-122.3
+    )
+    builders.pharmacy(name="Near", lat=33.5062, lon=-86.8003)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        without = check(
+            spec, client.get("/api/v1/search?near=35233&also_available=0"), "/api/v1/search"
+        )
+        walks_without = sum("listing_regions.rank" in s for s in statements)
+        statements.clear()
+        default = check(spec, client.get("/api/v1/search?near=35233"), "/api/v1/search")
+        walks_default = sum("listing_regions.rank" in s for s in statements)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    asked = check(spec, client.get("/api/v1/search?near=35233&also_available=1"), "/api/v1/search")
+    assert "also_available" not in without
+    assert [r["name"] for r in without["results"]] == ["Near"]
+    assert (walks_without, walks_default) == (0, 1)
+    assert [r["name"] for r in default["also_available"]] == ["Mails to Alabama"]
+    assert asked == default
+    assert {k: v for k, v in default.items() if k != "also_available"} == without
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
@@ -197,6 +234,7 @@ def test_also_available_in_the_api(spec, app, client) -> None:
         ({"near": "35233", "verified": "perhaps"}, "verified"),
         ({"near": "35233", "dosage_form": "suppository"}, "dosage_form"),
         ({"near": "35233", "condition": "gout"}, "condition"),
+        ({"near": "35233", "also_available": "no"}, "also_available"),
         ({"near": "z" * 10240}, "near"),
         ({"near": "95, 10"}, "near"),
         ({"near": "35233\x1b[0m"}, "near"),

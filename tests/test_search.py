@@ -555,7 +555,8 @@ def test_also_available_is_shown_on_the_page_without_distances(reach, client) ->
 def test_also_available_is_the_best_twenty_across_states_and_the_country(app) -> None:
     """Four ranked walks (ships to / licensed in, the state / the country), each cut at 20,
     merged: the section must be the best 20 of everything eligible, curated first, then the
-    most recently verified, then by id."""
+    most recently verified, then the most recently listed (the highest id: the order the
+    index holds, so the walks stop after 20 rows instead of sorting a rank's ties)."""
     from directory import moderation
     from directory.models import FlagType, ReliabilityFlag, User
 
@@ -588,7 +589,7 @@ def test_also_available_is_the_best_twenty_across_states_and_the_country(app) ->
     db.session.expire_all()
     ranked = sorted(
         (db.session.get(Listing, listing.id) for listing in eligible),
-        key=lambda listing: (-listing.reach_rank, listing.id),
+        key=lambda listing: (-listing.reach_rank, -listing.id),
     )
     expected = [listing.name for listing in ranked[: search.ALSO_AVAILABLE_LIMIT]]
     assert also_names_in_order(run(near="35233", radius=10)) == expected

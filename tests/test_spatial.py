@@ -378,12 +378,32 @@ def test_postgis_search_reads_the_gist_index_nearest_first(app) -> None:
     compiled = stmt.compile(db.engine, compile_kwargs={"literal_binds": False})
     values = {"lat": 47.6, "lon": -122.3, "reach_m": 40_000.0, "needed": 101}
     conn = db.session.connection()
-    conn.execute(spatial._NO_BITMAP)  # as _nearest_postgis runs it
+    conn.execute(spatial._WALK_SETTINGS)  # as _nearest_postgis runs it
     plan = "\n".join(
         conn.exec_driver_sql(f"EXPLAIN {compiled}", compiled.construct_params(values)).scalars()
     )
     assert "ix_listings_geog" in plan and "Seq Scan" not in plan, plan
     assert found_hits_match(47.6, -122.3, 40)
+
+
+def test_index_walk_settings_last_only_as_long_as_the_walk(app) -> None:
+    """The planner settings for short index walks are set back afterwards, in the same
+    transaction, to what the connection had (not left for whatever runs next)."""
+    from sqlalchemy import text
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("planner settings: PostgreSQL only")
+    names = ("enable_bitmapscan", "max_parallel_workers_per_gather")
+
+    def settings() -> list[str]:
+        return [db.session.execute(text(f"SHOW {name}")).scalar_one() for name in names]
+
+    before = settings()
+    with spatial.index_walk():
+        assert settings() == ["off", "0"]
+    assert settings() == before
+    spatial.nearest(47.6, -122.3, 40)
+    assert settings() == before
 
 
 def found_hits_match(lat: float, lon: float, radius_km: float) -> bool:
