@@ -404,6 +404,11 @@ def test_index_walk_settings_last_only_as_long_as_the_walk(app) -> None:
     assert settings() == before
     spatial.nearest(47.6, -122.3, 40)
     assert settings() == before
+    # What was in effect before the walk comes back, even when it is not the default.
+    db.session.execute(text("SET LOCAL max_parallel_workers_per_gather = 1"))
+    with spatial.index_walk():
+        assert settings() == ["off", "0"]
+    assert settings() == [before[0], "1"]
 
 
 def found_hits_match(lat: float, lon: float, radius_km: float) -> bool:
