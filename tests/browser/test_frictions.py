@@ -119,7 +119,12 @@ def test_the_correction_form_on_a_phone(open_page: Callable[..., Any], server: L
     assert top(page, "#note") < PHONE["height"] + 200
     assert page.locator("#name").is_hidden()
     screenshot(page, "fric-correction-form")
+    # An answer that needs new details opens the full edit; "closed" needs none.
+    page.get_by_label("The phone number is wrong").check()
+    assert page.locator("#phone").is_visible()
+    page.locator("details.full-edit > summary").click()  # folded again
     page.get_by_label("It has closed").check()
+    assert page.locator("#phone").is_hidden()
     page.fill("#note", "A sign on the door says it closed for good in May.")
     page.screenshot(path=str(screenshot(page, "fric-correction-form-screen")), full_page=False)
     page.click("form.listing-form button[type=submit]")
