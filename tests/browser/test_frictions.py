@@ -67,7 +67,7 @@ def test_results_come_first_after_a_filtered_search(
     # The first result starts on the first screen (it started about 1,290 px down).
     first = top(page, "#results .card")
     assert first < PHONE["height"] - 100, f"the first result starts {first:.0f} px down"
-    page.screenshot(path=str(screenshot(page, "fric-results-filters-full")))
+    screenshot(page, "fric-results-filters-full")
     page.screenshot(path=str(screenshot(page, "fric-results-filters")), full_page=False)
     # "change" opens the filters, still ticked.
     summary.click()
