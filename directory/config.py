@@ -102,6 +102,17 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
         "© OpenStreetMap contributors",
         "Attribution shown on the map for the tile server.",
     ),
+    "CONTACT_EMAIL": (
+        None,
+        "Address where people may write to the directory's volunteers: shown on the about page "
+        "and after a suggestion. Unset: the site shows no address and does not invite people to "
+        "write.",
+    ),
+    "REVIEW_DAYS": (
+        "7",
+        "What the page after a suggestion promises: a volunteer usually checks it within this "
+        "many days.",
+    ),
     "INSTANCE_PATH": (
         None,
         "Folder for what the app writes beside its data: the generated secret key, the offline "
@@ -153,6 +164,17 @@ def _bool(name: str) -> bool:
     if raw in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{name} must be true or false, got {raw!r}.")
+
+
+def _contact_email() -> str | None:
+    raw = (_env("CONTACT_EMAIL") or "").strip()
+    if not raw:
+        return None
+    # It goes into a mailto: link on every confirmation: refuse what isn't one plain address.
+    local, at, domain = raw.partition("@")
+    if not (local and at and "." in domain) or any(c in raw for c in " ,;<>\"'?&/:"):
+        raise ConfigError(f"CONTACT_EMAIL must be one email address, got {raw!r}.")
+    return raw
 
 
 def _log_level() -> str:
@@ -249,6 +271,8 @@ def from_environment(instance_path: Path, *, testing: bool = False) -> dict[str,
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH"),
         "MAP_TILE_URL": _env("MAP_TILE_URL") or "",
         "MAP_TILE_ATTRIBUTION": _env("MAP_TILE_ATTRIBUTION") or "",
+        "CONTACT_EMAIL": _contact_email(),
+        "REVIEW_DAYS": _int("REVIEW_DAYS"),
         "TRUST_PROXY_HOPS": _int("TRUST_PROXY_HOPS"),
         "LOG_LEVEL": _log_level(),
         # Cookies: HttpOnly and SameSite always; Secure whenever we are not on a developer's laptop.

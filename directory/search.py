@@ -34,6 +34,7 @@ from .cards import Card
 from .extensions import db
 from .facts import fresh_since
 from .geocoding import GeocodeInputError, Geocoding, Place, parse_coordinates
+from .geocoding.text import foreign_postcode_message
 from .models import (
     Filler,
     Guidance,
@@ -91,7 +92,9 @@ FLAG_FILTERS: dict[str, tuple[str, str]] = {
     "reliable": (BOTH, "On a curated reliable list"),
     "verified": (BOTH, "Checked by a moderator in the last 12 months"),
     SRPolicy.IR_ONLY.value: (Kind.PHARMACY, SRPolicy.IR_ONLY.label),
-    "safe_fillers": (Kind.PHARMACY, "Known fillers, none advised against"),
+    # In the words of the cards' filler badges: it keeps "fine" and "take care", drops
+    # "advised against" and "fillers unknown".
+    "safe_fillers": (Kind.PHARMACY, "Fillers known: fine or take care, none advised against"),
     # Pharmacies from the NPI registry are listed before anyone has asked whether they make
     # LDN (makes_ldn unknown); this shows only those someone has confirmed.
     "confirmed": (Kind.PHARMACY, "Confirmed to make LDN"),
@@ -368,9 +371,13 @@ def locate(params: Params, geocoding: Geocoding) -> tuple[Place, list[Place]]:
         # looks like an answer but isn't one: ask instead, with "Seattle, WA" as a suggestion.
         places = []
     if not places:
-        suggestions = geocoding.suggestions(params.near)
+        foreign = foreign_postcode_message(params.near)
+        suggestions = [] if foreign else geocoding.suggestions(params.near)
         raise SearchError(
-            {"near": f"We couldn't find '{params.near}'. Try a ZIP code, or a city and state."},
+            {
+                "near": foreign
+                or f"We couldn't find '{params.near}'. Try a ZIP code, or a city and state."
+            },
             code=PLACE_NOT_FOUND,
             suggestions=suggestions,
         )

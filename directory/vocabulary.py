@@ -149,6 +149,7 @@ class Problem(Term):
     CLOSED = "closed", "It has closed", Tone.BAD
     MOVED = "moved", "It has moved", Tone.WARN
     NO_LDN = "no_ldn", "It doesn't make LDN", Tone.BAD
+    WRONG_PHONE = "wrong_phone", "The phone number is wrong", Tone.WARN
     QUALITY = "quality", "A quality concern", Tone.BAD
     SR_FILLERS = "sr_fillers", "The slow-release or filler information is wrong", Tone.WARN
     OTHER = "other", "Something else"

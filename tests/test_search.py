@@ -387,7 +387,9 @@ def test_filters_work_through_the_page_by_get(mixed, client) -> None:
     assert filtered.select_one("input#f-safe_fillers").has_attr("checked")
     assert not filtered.select_one("input#f-reliable").has_attr("checked")
     assert filtered.select_one("select#kind option[selected]")["value"] == "pharmacy"
-    assert filtered.select_one("details.filters").has_attr("open")
+    # Folded after the search, so the results come first; its summary names the filters.
+    assert not filtered.select_one("details.filters").has_attr("open")
+    assert "immediate-release only" in filtered.select_one(".filter-summary").get_text()
 
 
 def test_closed_never_appear_and_temporarily_closed_do(mixed, client) -> None:

@@ -262,7 +262,6 @@ FIELD_RULES: list[tuple[str, dict[str, Any], str, str]] = [
         "phone",
         "at least one way to reach the pharmacy",
     ),
-    ("pharmacy", {"fillers_unknown": "y"}, "fillers_unknown", "Untick this"),
     ("pharmacy", {"dosage_forms": ["plutonium"]}, "dosage_forms", "choose from the list"),
     ("pharmacy", {"ships_to": ["US-ZZ"]}, "ships_to", "choose from the list"),
     ("pharmacy", {"ships_to_countries": "XX, GB"}, "ships_to_countries", "XX"),

@@ -4,9 +4,11 @@ checking what one person typed."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
 from wtforms import (
@@ -49,6 +51,13 @@ def _email_field(label: str) -> EmailField:
         ],
         filters=STRIP,
     )
+
+
+# A host name with at least one dot, an optional port, then a path or nothing: a web address
+# typed without its scheme ("www.example.org/ldn").
+_BARE_HOST = re.compile(
+    r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)+(?::\d{1,5})?(?:[/?#]|$)", re.I
+)
 
 
 class Honeypot(StringField):
@@ -118,6 +127,11 @@ class ListingForm(FlaskForm):
                 raise ValidationError(str(exc)) from None
 
     def validate_website(self, field: Field) -> None:
+        if field.data and _BARE_HOST.match(field.data):
+            # "oakpharmacy.com" is what people type (and what a card or a bottle shows): they
+            # mean the site, so it is completed rather than refused. Only text that starts
+            # with a host name is, so "javascript:..." still meets url_problem below.
+            field.data = "https://" + field.data
         if field.data:
             problem = validation.url_problem(field.data)
             if problem:
@@ -247,11 +261,9 @@ class PharmacyForm(ListingForm):
             ]
             ok = False
         if self.fillers.data and self.fillers_unknown.data:
-            self.fillers_unknown.errors = [
-                *self.fillers_unknown.errors,
-                "Untick this if you chose fillers above.",
-            ]
-            ok = False
+            # "I don't know" is ticked by default, so a filler ticked without JavaScript (which
+            # unticks it) must not be an error: a chosen filler is an answer, and it wins.
+            self.fillers_unknown.data = False
         return ok
 
     def validate_ships_to_countries(self, field: Field) -> None:
@@ -416,11 +428,39 @@ class SubmitterMixin:
     )
 
 
+# What the correction form asks first, in the order a patient meets them: what happened to
+# the place, then its details. (SR_FILLERS stays a stored value for older reports; the full
+# edit below the question is where slow-release and fillers are corrected now.)
+_CORRECTION_PROBLEMS = (
+    Problem.CLOSED,
+    Problem.MOVED,
+    Problem.NO_LDN,
+    Problem.WRONG_PHONE,
+    Problem.WRONG_DETAILS,
+    Problem.QUALITY,
+    Problem.OTHER,
+)
+
+
+def _problem_field(*, pharmacy: bool) -> RadioField:
+    return RadioField(
+        _l("What's wrong?"),
+        # "It doesn't make LDN" is about pharmacies: a prescriber has no such fact to correct.
+        choices=[
+            (p.value, p.label) for p in _CORRECTION_PROBLEMS if pharmacy or p != Problem.NO_LDN
+        ],
+        validators=[InputRequired(_l("Please choose what kind of problem it is."))],
+    )
+
+
 class CorrectionMixin(SubmitterMixin):
-    problem = RadioField(
-        "What's the problem?",
-        choices=Problem.choices(),
-        validators=[InputRequired("Please choose what kind of problem it is.")],
+    problem = _problem_field(pharmacy=True)
+    # On a correction the note is the answer to "What's wrong?", so it sits right under it.
+    note = TextAreaField(
+        _l("Tell us more (optional)"),
+        validators=[Optional(), Length(max=2000)],
+        filters=STRIP,
+        description=_l("For example: the new phone number or address, or what happened."),
     )
 
 
@@ -437,12 +477,14 @@ class PharmacyCorrectionForm(CorrectionMixin, PharmacyForm):
 
 
 class PrescriberCorrectionForm(CorrectionMixin, PrescriberForm):
-    # "It doesn't make LDN" is about pharmacies: a prescriber has no such fact to correct.
-    problem = RadioField(
-        "What's the problem?",
-        choices=[c for c in Problem.choices() if c[0] != Problem.NO_LDN],
-        validators=[InputRequired("Please choose what kind of problem it is.")],
-    )
+    problem = _problem_field(pharmacy=False)
+
+
+# The fields of a correction's first step ("What's wrong?" and about the sender); every other
+# field is the full edit, one step further (a <details> the page opens when it has something).
+CORRECTION_FIRST_STEP = frozenset(
+    {"problem", "note", "submitter_relation", "submitter_email", "csrf_token", "company_fax"}
+)
 
 
 def form_class(kind: str, *, correction: bool = False) -> type[PharmacyForm] | type[PrescriberForm]:

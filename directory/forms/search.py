@@ -10,6 +10,8 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
 from wtforms import Field, SearchField, SelectField
@@ -209,6 +211,25 @@ _FLAG_FIELDS = {
 }
 
 
+# How the folded filter panel names each filter on, in a few words: its one-line summary reads
+# "Pharmacies · immediate-release only · fillers fine or take care · 25 mi". The same words as
+# the checkboxes and the cards' badges, shorter.
+SUMMARY_WORDS = {
+    "reliable": _l("on a curated list"),
+    "verified": _l("checked in the last 12 months"),
+    "ir_only": _l("immediate-release only"),
+    "safe_fillers": _l("fillers fine or take care"),
+    "confirmed": _l("confirmed to make LDN"),
+    "telehealth": _l("offers telehealth"),
+    "accepting": _l("accepting new patients"),
+}
+KIND_WORDS = {
+    search.BOTH: _l("Pharmacies and prescribers"),
+    "pharmacy": _l("Pharmacies"),
+    "prescriber": _l("Prescribers"),
+}
+
+
 class SearchForm(_WhereAndHowFar):
     dosage_form = VocabularyField("Form of LDN", DosageForm, search.CHOICE_FILTERS["dosage_form"])
     condition = VocabularyField("Condition treated", Condition, search.CHOICE_FILTERS["condition"])
@@ -315,8 +336,23 @@ class SearchForm(_WhereAndHowFar):
 
     @property
     def filters_open(self) -> bool:
-        """The filters stay open while one is on or one has a message."""
-        return bool(self.filters_on or set(self.errors) - {"near"})
+        """The filters open only when one of them has a message. After a search they fold, so
+        on a phone the results come first; the summary line says which are on."""
+        return bool(set(self.errors) - {"near"})
+
+    def summary(self) -> list[str]:
+        """The search's settings in a few words each, for the folded panel's one line: what it
+        looks for, the filters that are on, the distance."""
+        parts = [str(KIND_WORDS.get(self.kind.data, KIND_WORDS[search.BOTH]))]
+        parts += [str(SUMMARY_WORDS[f.name]) for f in self.flag_fields() if f.data]
+        for choice in (self.dosage_form, self.condition):
+            if choice.data:
+                names = dict((code, name) for code, name, *_rest in choice.iter_choices())
+                parts.append(str(names.get(choice.data, choice.data)))
+        radius = self.radius.data if self.radius.data is not None else search.DEFAULT_RADIUS
+        unit = self.unit.data if self.unit.data in search.UNITS else search.DEFAULT_UNIT
+        parts.append(_("%(radius)s %(unit)s", radius=search.format_number(radius), unit=unit))
+        return parts
 
     @property
     def has_place(self) -> bool:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from flask_babel import gettext as _
+
 from ..geomath import COORDINATES_MESSAGE, valid_lat_lon
 from .place import GeocodeInputError
 
@@ -150,3 +152,31 @@ def fold_parts(text: str) -> list[str]:
     if parts and parts[0].startswith("near "):
         parts[0] = parts[0][5:]
     return parts
+
+
+# Postcodes of the places people abroad most often type one from. The gazetteer has US ZIP
+# codes only (towns abroad it knows by name), so such a postcode is never found; saying "try a
+# ZIP code" to someone in Leeds is no help. UK, Canada, Ireland (Eircode), the Netherlands.
+_FOREIGN_POSTCODES = (
+    re.compile(r"(?:[A-Z]{1,2}\d[A-Z\d]?|GIR) ?\d[A-Z]{2}"),
+    re.compile(r"[ABCEGHJ-NPRSTVXY]\d[A-Z] ?\d[A-Z]\d"),
+    re.compile(r"(?:[AC-FHKNPRTV-Y]\d{2}|D6W) ?[0-9AC-FHKNPRTV-Y]{4}"),
+    re.compile(r"[1-9]\d{3} ?[A-Z]{2}"),
+)
+
+
+def looks_like_foreign_postcode(text: str) -> bool:
+    """Whether the query, or one of its comma-separated parts, is a postcode from abroad."""
+    parts = [" ".join(p.split()).upper() for p in text.split(",")]
+    return any(rx.fullmatch(p) for p in parts if p for rx in _FOREIGN_POSTCODES)
+
+
+def foreign_postcode_message(text: str) -> str | None:
+    """What to say when a search for `text` found nothing because it is a postcode from abroad
+    (None when it isn't one)."""
+    if not looks_like_foreign_postcode(text):
+        return None
+    return _(
+        "We don't know postcodes outside the US yet. Please type your town or city instead, "
+        "like “Leeds, UK” or “Toronto, ON”."
+    )

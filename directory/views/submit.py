@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_limiter.util import get_remote_address
@@ -9,6 +11,7 @@ from flask_limiter.util import get_remote_address
 from .. import moderation
 from ..extensions import limiter
 from ..forms import form_class
+from ..forms.listing import CORRECTION_FIRST_STEP
 from ..geocoding.app import geocoder
 from ..listings import to_data
 from ..models import Kind, Listing, public_listing
@@ -79,9 +82,36 @@ def _form_page(kind: Kind, listing: Listing | None) -> ResponseReturnValue:
         else:
             return redirect(url_for("submit.sent", reference=sub.reference), code=303)
     page = render_template(
-        "submit/listing_form.html", form=form, kind=kind, listing=listing, paused=paused
+        "submit/listing_form.html",
+        form=form,
+        kind=kind,
+        listing=listing,
+        paused=paused,
+        edit_open=listing is not None and _edit_open(form, listing),
     )
     return page, (429 if paused else 400 if form.errors else 200)
+
+
+def _edit_open(form: Any, listing: Listing) -> bool:
+    """Whether a correction's full edit starts open: when the person has used it (a value
+    differs from the listing's, so what they typed is in view when the page comes back) or one
+    of its fields has a message. A first visit shows only "What's wrong?"."""
+    if not form.is_submitted():
+        return False
+    if set(form.errors) - CORRECTION_FIRST_STEP:
+        return True
+    current = form.__class__(formdata=None, meta={"csrf": False})
+    current.fill(to_data(listing))
+    return any(
+        _comparable(field.data) != _comparable(current[field.name].data)
+        for field in form
+        if field.name not in CORRECTION_FIRST_STEP
+    )
+
+
+def _comparable(value: Any) -> Any:
+    # Ticked boxes come back in the form's order, a listing's lists in their own.
+    return sorted(value) if isinstance(value, list) else (value or None)
 
 
 @bp.get("/sent/<reference>")

@@ -57,6 +57,10 @@ def test_public_pages(open_page: Callable[..., Any], live_server: LiveServer) ->
         [
             ("home", f"{base}/"),
             ("results", f"{base}/search?near=98101"),
+            (
+                "results-filtered",
+                f"{base}/search?near=98101&kind=pharmacy&ir_only=1&safe_fillers=1",
+            ),
             ("pharmacy", base + listing_path(app, Kind.PHARMACY)),
             ("prescriber", base + listing_path(app, Kind.PRESCRIBER)),
             ("about", f"{base}/about"),
@@ -65,6 +69,11 @@ def test_public_pages(open_page: Callable[..., Any], live_server: LiveServer) ->
         ],
     )
     assert not problems, "\n".join(problems)
+
+
+def correction_path(app: Any) -> str:
+    listing_id = listing_path(app, Kind.PHARMACY).split("/")[2].split("-")[0]
+    return f"/suggest/correction/{listing_id}"
 
 
 def test_suggestion_forms(open_page: Callable[..., Any], live_server: LiveServer) -> None:
@@ -89,6 +98,10 @@ def test_suggestion_forms(open_page: Callable[..., Any], live_server: LiveServer
     problems += audit(page, "pharmacy-form-with-errors")
     send_suggestion(page, base)
     problems += audit(page, "suggestion-sent")
+    # The correction form: "What's wrong?" first, then its full edit opened.
+    problems += audit_urls(page, [("correction", base + correction_path(live_server.app))])
+    page.locator("details.full-edit > summary").click()
+    problems += audit(page, "correction-full-edit")
     assert not problems, "\n".join(problems)
 
 

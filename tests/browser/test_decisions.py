@@ -32,7 +32,7 @@ def _report(page: Any, base: str, listing_id: int, problem: str, phone: str | No
     page.get_by_role("link", name="Suggest a correction or report a problem").click()
     page.get_by_label(problem).check()
     if phone is not None:
-        page.get_by_label("Phone").fill(phone)
+        page.get_by_label("Phone", exact=True).fill(phone)  # the full edit opened itself
     page.get_by_role("button", name="Send for review").click()
     page.wait_for_url(re.compile(r"/suggest/sent/"))
     return page.locator(".reference strong").inner_text()

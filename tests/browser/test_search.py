@@ -133,9 +133,7 @@ def test_keyboard_only_pharmacy_suggestion(
         page.keyboard.press("ArrowDown")
     page.keyboard.press("Space")
     tab_to(page, "input[name=fillers][value=mcc]")
-    page.keyboard.press("Space")
-    tab_to(page, "#fillers_unknown")
-    page.keyboard.press("Space")  # untick "I don't know which fillers"
+    page.keyboard.press("Space")  # unticks "I don't know which fillers" (suggest.js)
     checked = page.evaluate(
         """() => ({
           capsule: document.querySelector('input[name=dosage_forms][value=capsule]').checked,
