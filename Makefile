@@ -22,7 +22,7 @@ setup: $(STAMP)
 messages: setup
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k N_ -k lazy_gettext -k _n:1,2 -k lazy_ngettext:1,2 \
 	  --no-wrap --sort-by-file --project "LDN Directory" -o directory/translations/messages.pot .
-	$(BIN)/pybabel update --no-wrap --no-fuzzy-matching -i directory/translations/messages.pot \
+	$(BIN)/pybabel update --no-wrap --no-fuzzy-matching --ignore-obsolete -i directory/translations/messages.pot \
 	  -d directory/translations
 
 db: setup
