@@ -6,13 +6,13 @@ from datetime import date
 from typing import Any
 
 from flask import Flask, current_app, g
-from flask_babel import gettext as _
-from flask_babel import ngettext
 from sqlalchemy import select
 
 from . import i18n, regions, validation
 from .extensions import db
 from .forms import SearchForm
+from .i18n import gettext as _
+from .i18n import ngettext
 from .listings import FIELD_LABELS, detail_url
 from .models import Condition, DosageForm, Filler
 from .vocabulary import (
