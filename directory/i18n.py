@@ -26,6 +26,7 @@ import io
 import logging
 from collections.abc import Iterator
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -65,11 +66,10 @@ def catalogue() -> NullTranslations:
     cards asks for a few hundred texts."""
     if not has_request_context():
         return get_translations()
-    code = select_locale()
-    cache: dict[str, NullTranslations] = g.setdefault("_catalogues", {})
-    found = cache.get(code)
+    # On `g`, as the language itself is (select_locale): one request, one language.
+    found: NullTranslations | None = g.get("_catalogue")
     if found is None:
-        found = cache[code] = get_translations()
+        found = g._catalogue = get_translations()
     return found
 
 
@@ -110,10 +110,25 @@ def country_names() -> dict[str, str]:
 def month_year(day: date) -> str:
     """ "March 2026", "marzo de 2026": each language's own way of writing a month (CLDR)."""
     locale = get_locale() if has_request_context() else None
-    return format_skeleton("yMMMM", day, locale=locale or DEFAULT)
+    return _month_year(str(locale or DEFAULT), day.year, day.month)
+
+
+@lru_cache(maxsize=2048)
+def _month_year(locale: str, year: int, month: int) -> str:
+    # Cached: Babel's skeleton matching costs ~50 µs, and a results page shows a month on
+    # each of its cards' flags.
+    return format_skeleton("yMMMM", date(year, month, 1), locale=locale)
 
 
 SEED_COLUMNS = ("name", "why")
+
+
+def names(terms: Any) -> str:
+    """Vocabulary terms (fillers, dosage forms, conditions) as a list in words: "Cápsulas,
+    Crema". One filter rather than map(attribute)|map(translated)|join: Jinja's map costs
+    more than the translating, and a results page lists terms on each of its 40 cards."""
+    found = catalogue()
+    return ", ".join(found.ugettext(term.name) for term in terms)
 
 
 def extract_seed_csv(
@@ -214,7 +229,7 @@ def init_app(app: Flask) -> None:
         npgettext=lambda c, s, p, n: catalogue().unpgettext(c, s, p, n),
     )
 
-    app.jinja_env.filters.update(translated=translated)
+    app.jinja_env.filters.update(translated=translated, names=names)
     app.jinja_env.globals.update(
         LANGUAGES=LANGUAGES,
         current_language=lambda: select_locale() if request else DEFAULT,
