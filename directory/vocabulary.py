@@ -14,6 +14,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING, Self
 
+from flask_babel import LazyString, lazy_gettext
+
+from .i18n import N_, translated
+
 
 class Tone(StrEnum):
     GOOD = "good"
@@ -43,6 +47,12 @@ class Term(StrEnum):
             member.tone = tone
             return member
 
+    @property
+    def text(self) -> str:
+        """The label in the visitor's language (`label` stays English: moderation, the
+        exports and the API's descriptions use it)."""
+        return translated(self.label)
+
     @classmethod
     def values(cls) -> list[str]:
         return [m.value for m in cls]
@@ -59,6 +69,12 @@ class Term(StrEnum):
         return [(m.value, m.label) for m in cls]
 
     @classmethod
+    def lazy_choices(cls) -> list[tuple[str, LazyString]]:
+        """choices() for a public form defined at import time: each label in the language of
+        the request that shows it."""
+        return [(m.value, lazy_gettext(m.label)) for m in cls]
+
+    @classmethod
     def parse(cls, value: object) -> Self | None:
         """The member for a value typed by a person or read from a file, or None."""
         text = str(value)
@@ -66,58 +82,58 @@ class Term(StrEnum):
 
 
 class Kind(Term):
-    PHARMACY = "pharmacy", "Pharmacy"
-    PRESCRIBER = "prescriber", "Prescriber"
+    PHARMACY = "pharmacy", N_("Pharmacy")
+    PRESCRIBER = "prescriber", N_("Prescriber")
 
 
 class Precision(Term):
     """How exactly a map pin stands for its place ("Map pin placed by street address")."""
 
-    COORDINATES = "coordinates", "exact point"
-    ADDRESS = "address", "street address"
-    POSTAL_CODE = "postal_code", "postal code area"
-    CITY = "city", "city"
-    REGION = "region", "state or country"
+    COORDINATES = "coordinates", N_("exact point")
+    ADDRESS = "address", N_("street address")
+    POSTAL_CODE = "postal_code", N_("postal code area")
+    CITY = "city", N_("city")
+    REGION = "region", N_("state or country")
 
 
 class SRPolicy(Term):
-    IR_ONLY = "ir_only", "Makes immediate-release LDN only", Tone.GOOD
+    IR_ONLY = "ir_only", N_("Makes immediate-release LDN only"), Tone.GOOD
     SR_ON_REQUEST = (
         "sr_on_request",
-        "Makes slow-release LDN only when a prescription asks for it",
+        N_("Makes slow-release LDN only when a prescription asks for it"),
         Tone.WARN,
     )
-    SR_DEFAULT = "sr_default", "Makes slow-release LDN unless told otherwise", Tone.BAD
-    UNKNOWN = "unknown", "We don't know whether it makes slow-release LDN", Tone.UNKNOWN
+    SR_DEFAULT = "sr_default", N_("Makes slow-release LDN unless told otherwise"), Tone.BAD
+    UNKNOWN = "unknown", N_("We don't know whether it makes slow-release LDN"), Tone.UNKNOWN
 
 
 class Status(Term):
-    OPEN = "open", "Open", Tone.GOOD
-    TEMPORARILY_CLOSED = "temporarily_closed", "Temporarily closed", Tone.WARN
-    CLOSED = "closed", "Closed", Tone.BAD
+    OPEN = "open", N_("Open"), Tone.GOOD
+    TEMPORARILY_CLOSED = "temporarily_closed", N_("Temporarily closed"), Tone.WARN
+    CLOSED = "closed", N_("Closed"), Tone.BAD
 
 
 class Guidance(Term):
     """What the curated lists say of a filler, worst last (the order matters: see
     ListingFacts.worst_filler_guidance)."""
 
-    FINE = "fine", "Fine", Tone.GOOD
-    CAUTION = "caution", "Take care", Tone.WARN
-    ADVISED_AGAINST = "advised_against", "Advised against", Tone.BAD
+    FINE = "fine", N_("Fine"), Tone.GOOD
+    CAUTION = "caution", N_("Take care"), Tone.WARN
+    ADVISED_AGAINST = "advised_against", N_("Advised against"), Tone.BAD
 
 
 class FlagType(Term):
-    CURATED_LIST = "curated_list", "On a curated list", Tone.GOOD
-    ACCREDITATION = "accreditation", "Accreditation", Tone.GOOD
-    PROBLEM_REPORT = "problem_report", "Problem report", Tone.BAD
+    CURATED_LIST = "curated_list", N_("On a curated list"), Tone.GOOD
+    ACCREDITATION = "accreditation", N_("Accreditation"), Tone.GOOD
+    PROBLEM_REPORT = "problem_report", N_("Problem report"), Tone.BAD
 
 
 class VerifyMethod(Term):
     """How a moderator checked; the label finishes "Verified 3 months ago …"."""
 
-    PHONE = "phone", "by phone"
-    WEBSITE = "website", "from its website"
-    IN_PERSON = "in_person", "in person"
+    PHONE = "phone", N_("by phone")
+    WEBSITE = "website", N_("from its website")
+    IN_PERSON = "in_person", N_("in person")
 
 
 class RegionRole(Term):
@@ -145,14 +161,14 @@ class SubmissionStatus(Term):
 class Problem(Term):
     """What a correction says is wrong (the first question of the correction form)."""
 
-    WRONG_DETAILS = "wrong_details", "Some details are wrong"
-    CLOSED = "closed", "It has closed", Tone.BAD
-    MOVED = "moved", "It has moved", Tone.WARN
-    NO_LDN = "no_ldn", "It doesn't make LDN", Tone.BAD
-    WRONG_PHONE = "wrong_phone", "The phone number is wrong", Tone.WARN
-    QUALITY = "quality", "A quality concern", Tone.BAD
-    SR_FILLERS = "sr_fillers", "The slow-release or filler information is wrong", Tone.WARN
-    OTHER = "other", "Something else"
+    WRONG_DETAILS = "wrong_details", N_("Some details are wrong")
+    CLOSED = "closed", N_("It has closed"), Tone.BAD
+    MOVED = "moved", N_("It has moved"), Tone.WARN
+    NO_LDN = "no_ldn", N_("It doesn't make LDN"), Tone.BAD
+    WRONG_PHONE = "wrong_phone", N_("The phone number is wrong"), Tone.WARN
+    QUALITY = "quality", N_("A quality concern"), Tone.BAD
+    SR_FILLERS = "sr_fillers", N_("The slow-release or filler information is wrong"), Tone.WARN
+    OTHER = "other", N_("Something else")
 
 
 class Resolution(Term):
@@ -170,9 +186,9 @@ SUGGESTED_RESOLUTION = {Problem.CLOSED: Resolution.CLOSE, Problem.NO_LDN: Resolu
 class Relation(Term):
     """How the person who sent a suggestion knows the place (in their own words)."""
 
-    STAFF = "staff", "I work there"
-    PATIENT = "patient", "I am a patient there"
-    OTHER = "other", "Other"
+    STAFF = "staff", N_("I work there")
+    PATIENT = "patient", N_("I am a patient there")
+    OTHER = "other", N_("Other")
 
 
 class CallOutcome(Term):

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from wtforms import SelectMultipleField
 from wtforms.validators import ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
+
+from ..i18n import N_
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -18,7 +22,7 @@ class MultiCheckboxField(SelectMultipleField):
         known = {choice[0] for choice in (self.choices or [])}
         unknown = [v for v in (self.data or []) if v not in known]
         if unknown:
-            raise ValidationError("Please choose from the list.")
+            raise ValidationError(_("Please choose from the list."))
 
 
 def strip(value: Any) -> Any:
@@ -31,5 +35,5 @@ def none_if_empty(value: Any) -> Any:
 
 
 STRIP = [strip]
-TRI_STATE = [("yes", "Yes"), ("no", "No"), ("unknown", "Don't know")]
-COUNTRY_HINT = "Two-letter country code, e.g. US, GB, CA."
+TRI_STATE = [("yes", _l("Yes")), ("no", _l("No")), ("unknown", _l("Don't know"))]
+COUNTRY_HINT = N_("Two-letter country code, e.g. US, GB, CA.")

@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
@@ -33,6 +34,7 @@ from wtforms.validators import (
 )
 
 from .. import regions, validation
+from ..i18n import translated
 from ..models import (
     Kind,
     SRPolicy,
@@ -47,7 +49,7 @@ def _email_field(label: str) -> EmailField:
         validators=[
             Optional(),
             Length(max=200),
-            Email("Enter an email address like name@example.org."),
+            Email(_l("Enter an email address like name@example.org.")),
         ],
         filters=STRIP,
     )
@@ -65,50 +67,52 @@ class Honeypot(StringField):
 
 
 def _countries() -> list[tuple[str, str]]:
-    return [("US", "United States")] + [
-        (code, name) for code, name in regions.countries().items() if code != "US"
-    ]
+    return regions.shown_countries()
 
 
 def _states() -> list[tuple[str, str]]:
-    return sorted(regions.us_states().items(), key=lambda kv: kv[1])
+    return regions.shown_states()
 
 
 class ListingForm(FlaskForm):
     """Fields every listing has: name, where it is, how to reach it."""
 
     name = StringField(
-        "Name", validators=[DataRequired("Please enter the name."), Length(max=200)], filters=STRIP
+        _l("Name"),
+        validators=[DataRequired(_l("Please enter the name.")), Length(max=200)],
+        filters=STRIP,
     )
-    street = StringField("Street address", validators=[Optional(), Length(max=200)], filters=STRIP)
-    city = StringField("City or town", validators=[Optional(), Length(max=120)], filters=STRIP)
+    street = StringField(
+        _l("Street address"), validators=[Optional(), Length(max=200)], filters=STRIP
+    )
+    city = StringField(_l("City or town"), validators=[Optional(), Length(max=120)], filters=STRIP)
     # No Optional(): it would stop the chain on an empty choice before validate_state runs.
-    state = SelectField("State", validators=[])
+    state = SelectField(_l("State"), validators=[])
     region_other = StringField(
-        "Region or province (outside the US)",
+        _l("Region or province (outside the US)"),
         validators=[Optional(), Length(max=80)],
         filters=STRIP,
     )
     postal_code = StringField(
-        "ZIP or postal code", validators=[Optional(), Length(max=20)], filters=STRIP
+        _l("ZIP or postal code"), validators=[Optional(), Length(max=20)], filters=STRIP
     )
-    country = SelectField("Country", default="US", validators=[DataRequired()])
-    phone = StringField("Phone", validators=[Optional(), Length(max=40)], filters=STRIP)
-    website = URLField("Website", validators=[Optional(), Length(max=300)], filters=STRIP)
-    email = _email_field("Email")
+    country = SelectField(_l("Country"), default="US", validators=[DataRequired()])
+    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=40)], filters=STRIP)
+    website = URLField(_l("Website"), validators=[Optional(), Length(max=300)], filters=STRIP)
+    email = _email_field(_l("Email"))
     # The honeypot: a plausible name so that form-filling bots take the bait.
-    company_fax = Honeypot("Leave this empty", validators=[Optional()])
+    company_fax = Honeypot(_l("Leave this empty"), validators=[Optional()])
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.state.choices = [("", "Choose a state")] + _states()
+        self.state.choices = [("", _("Choose a state"))] + _states()
         self.country.choices = _countries()
 
     def validate_state(self, field: Field) -> None:
         if self.country.data == "US" and not field.data and (self.street.data or self.city.data):
-            raise ValidationError("Please choose the state.")
+            raise ValidationError(_("Please choose the state."))
         if field.data and self.country.data != "US":
-            raise ValidationError("States are for US addresses; use the region box instead.")
+            raise ValidationError(_("States are for US addresses; use the region box instead."))
 
     def validate_postal_code(self, field: Field) -> None:
         if field.data:
@@ -139,7 +143,7 @@ class ListingForm(FlaskForm):
 
     def validate_company_fax(self, field: Field) -> None:
         if field.data:
-            raise ValidationError("Please leave this field empty.")
+            raise ValidationError(_("Please leave this field empty."))
 
     # --- to and from the listing dict ---
 
@@ -185,7 +189,7 @@ def _country_codes_field(label: str) -> StringField:
         label,
         validators=[Optional(), Length(max=200)],
         filters=STRIP,
-        description="Two-letter codes separated by commas, e.g. GB, IE.",
+        description=_l("Two-letter codes separated by commas, e.g. GB, IE."),
     )
 
 
@@ -196,7 +200,9 @@ def _country_codes(text: str | None) -> list[str]:
 def _check_countries(field: Field) -> None:
     bad = [c for c in _country_codes(field.data) if c not in regions.countries()]
     if bad:
-        raise ValidationError(f"Unknown country code: {', '.join(bad[:3])}. {COUNTRY_HINT}")
+        raise ValidationError(
+            _("Unknown country code: %(codes)s.", codes=", ".join(bad[:3])) + " " + _(COUNTRY_HINT)
+        )
 
 
 def _regions(states: Field, countries: Field) -> list[str]:
@@ -212,38 +218,40 @@ def _fill_regions(codes: list[str] | None, states: Field, countries: Field) -> N
 
 class PharmacyForm(ListingForm):
     makes_ldn = RadioField(
-        "Does it make LDN?", choices=TRI_STATE, default="yes", validators=[InputRequired()]
+        _l("Does it make LDN?"), choices=TRI_STATE, default="yes", validators=[InputRequired()]
     )
-    dosage_forms = MultiCheckboxField("Which forms of LDN does it make?")
+    dosage_forms = MultiCheckboxField(_l("Which forms of LDN does it make?"))
     sr_policy = RadioField(
-        "Does it make slow-release LDN?",
-        choices=SRPolicy.choices(),
+        _l("Does it make slow-release LDN?"),
+        choices=SRPolicy.lazy_choices(),
         default=SRPolicy.UNKNOWN.value,
-        validators=[InputRequired("Please choose one; 'don't know' is fine.")],
+        validators=[InputRequired(_l("Please choose one; 'don't know' is fine."))],
     )
-    fillers = MultiCheckboxField("Which fillers does it use in capsules?")
-    fillers_unknown = BooleanField("I don't know which fillers it uses", default=True)
+    fillers = MultiCheckboxField(_l("Which fillers does it use in capsules?"))
+    fillers_unknown = BooleanField(_l("I don't know which fillers it uses"), default=True)
     price_notes = StringField(
-        "Price notes",
+        _l("Price notes"),
         validators=[Optional(), Length(max=500)],
         filters=STRIP,
-        description="For example: about $30 for 30 capsules of 4.5 mg.",
+        description=_l("For example: about $30 for 30 capsules of 4.5 mg."),
     )
     mail_order = RadioField(
-        "Does it mail prescriptions?",
-        choices=[("yes", "Yes"), ("no", "No")],
+        _l("Does it mail prescriptions?"),
+        choices=[("yes", _l("Yes")), ("no", _l("No"))],
         default="no",
         validators=[InputRequired()],
     )
-    ships_to = MultiCheckboxField("US states it ships to")
-    ships_to_countries = _country_codes_field("Countries it ships to (outside the US)")
+    ships_to = MultiCheckboxField(_l("US states it ships to"))
+    ships_to_countries = _country_codes_field(_l("Countries it ships to (outside the US)"))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         from ..models import DosageForm, Filler, vocabulary_rows
 
-        self.dosage_forms.choices = [(d.code, d.name) for d in vocabulary_rows(DosageForm)]
-        self.fillers.choices = [(f.code, f.name) for f in vocabulary_rows(Filler)]
+        self.dosage_forms.choices = [
+            (d.code, translated(d.name)) for d in vocabulary_rows(DosageForm)
+        ]
+        self.fillers.choices = [(f.code, translated(f.name)) for f in vocabulary_rows(Filler)]
         self.ships_to.choices = _states()
 
     def validate(self, extra_validators: Any = None) -> bool:
@@ -251,13 +259,13 @@ class PharmacyForm(ListingForm):
         if not (self.city.data or self.postal_code.data):
             self.city.errors = [
                 *self.city.errors,
-                "Give the city or the ZIP code, so patients nearby can find it.",
+                _("Give the city or the ZIP code, so patients nearby can find it."),
             ]
             ok = False
         if not (self.phone.data or self.website.data or self.email.data):
             self.phone.errors = [
                 *self.phone.errors,
-                "Give at least one way to reach the pharmacy: phone, website or email.",
+                _("Give at least one way to reach the pharmacy: phone, website or email."),
             ]
             ok = False
         if self.fillers.data and self.fillers_unknown.data:
@@ -296,53 +304,55 @@ class PharmacyForm(ListingForm):
 
 class PrescriberForm(ListingForm):
     name = StringField(
-        "Name",
-        validators=[DataRequired("Please enter the prescriber's name."), Length(max=200)],
+        _l("Name"),
+        validators=[DataRequired(_l("Please enter the prescriber's name.")), Length(max=200)],
         filters=STRIP,
-        description="For example: Dr. Ana Rivera",
+        description=_l("For example: Dr. Ana Rivera"),
     )
     credentials = StringField(
-        "Credentials",
+        _l("Credentials"),
         validators=[Optional(), Length(max=60)],
         filters=STRIP,
-        description="MD, DO, NP, PA-C, ND…",
+        description=_l("MD, DO, NP, PA-C, ND…"),
     )
-    specialty = StringField("Specialty", validators=[Optional(), Length(max=120)], filters=STRIP)
+    specialty = StringField(
+        _l("Specialty"), validators=[Optional(), Length(max=120)], filters=STRIP
+    )
     practice = StringField(
-        "Practice or clinic", validators=[Optional(), Length(max=200)], filters=STRIP
+        _l("Practice or clinic"), validators=[Optional(), Length(max=200)], filters=STRIP
     )
     telehealth = RadioField(
-        "Do they see patients by telehealth?",
+        _l("Do they see patients by telehealth?"),
         choices=[
-            ("no", "No, office visits only"),
-            ("yes", "Yes, and in the office"),
-            ("only", "Telehealth only"),
+            ("no", _l("No, office visits only")),
+            ("yes", _l("Yes, and in the office")),
+            ("only", _l("Telehealth only")),
         ],
         default="no",
         validators=[InputRequired()],
     )
-    licensed_in = MultiCheckboxField("US states where they are licensed")
+    licensed_in = MultiCheckboxField(_l("US states where they are licensed"))
     licensed_in_countries = _country_codes_field(
-        "Countries where they are licensed (outside the US)"
+        _l("Countries where they are licensed (outside the US)")
     )
     npi = StringField(
-        "NPI number",
+        _l("NPI number"),
         validators=[Optional(), Length(max=14)],
         filters=STRIP,
-        description="10 digits, for US prescribers. Leave empty if you don't know it.",
+        description=_l("10 digits, for US prescribers. Leave empty if you don't know it."),
     )
     accepting_new_patients = RadioField(
-        "Accepting new patients?",
+        _l("Accepting new patients?"),
         choices=TRI_STATE,
         default="unknown",
         validators=[InputRequired()],
     )
-    conditions = MultiCheckboxField("Conditions they treat with LDN")
+    conditions = MultiCheckboxField(_l("Conditions they treat with LDN"))
     dosing_notes = TextAreaField(
-        "How do they dose LDN?",
+        _l("How do they dose LDN?"),
         validators=[Optional(), Length(max=1000)],
         filters=STRIP,
-        description="For example: starts at 1.5 mg and raises every two weeks.",
+        description=_l("For example: starts at 1.5 mg and raises every two weeks."),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -350,7 +360,7 @@ class PrescriberForm(ListingForm):
         from ..models import Condition, vocabulary_rows
 
         self.licensed_in.choices = _states()
-        self.conditions.choices = [(c.code, c.name) for c in vocabulary_rows(Condition)]
+        self.conditions.choices = [(c.code, translated(c.name)) for c in vocabulary_rows(Condition)]
 
     def validate_licensed_in_countries(self, field: Field) -> None:
         _check_countries(field)
@@ -367,7 +377,7 @@ class PrescriberForm(ListingForm):
         if self.telehealth.data != "only" and not (self.city.data or self.postal_code.data):
             self.city.errors = [
                 *self.city.errors,
-                "Give the city or ZIP of the office, or choose 'Telehealth only'.",
+                _("Give the city or ZIP of the office, or choose 'Telehealth only'."),
             ]
             ok = False
         if (
@@ -377,7 +387,7 @@ class PrescriberForm(ListingForm):
         ):
             self.licensed_in.errors = [
                 *self.licensed_in.errors,
-                "Choose at least one state for telehealth.",
+                _("Choose at least one state for telehealth."),
             ]
             ok = False
         return ok
@@ -414,15 +424,15 @@ class SubmitterMixin:
     """About the person sending it. Private: moderators see it, the public never does."""
 
     submitter_relation = RadioField(
-        "How do you know about it? (optional)",
-        choices=Relation.choices(),
+        _l("How do you know about it? (optional)"),
+        choices=Relation.lazy_choices(),
         validators=[Optional()],
     )
     submitter_email = _email_field(
-        "Your email, if a moderator may ask you a question (optional, never shown)"
+        _l("Your email, if a moderator may ask you a question (optional, never shown)")
     )
     note = TextAreaField(
-        "Anything else a moderator should know? (optional)",
+        _l("Anything else a moderator should know? (optional)"),
         validators=[Optional(), Length(max=2000)],
         filters=STRIP,
     )
@@ -447,7 +457,7 @@ def _problem_field(*, pharmacy: bool) -> RadioField:
         _l("What's wrong?"),
         # "It doesn't make LDN" is about pharmacies: a prescriber has no such fact to correct.
         choices=[
-            (p.value, p.label) for p in _CORRECTION_PROBLEMS if pharmacy or p != Problem.NO_LDN
+            (p.value, _l(p.label)) for p in _CORRECTION_PROBLEMS if pharmacy or p != Problem.NO_LDN
         ],
         validators=[InputRequired(_l("Please choose what kind of problem it is."))],
     )

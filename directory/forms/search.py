@@ -19,7 +19,8 @@ from wtforms.validators import ValidationError
 from wtforms.widgets import CheckboxInput, HiddenInput, Input, NumberInput, TextInput
 
 from .. import geomath, search
-from ..models import Condition, DosageForm, vocabulary_rows
+from ..i18n import N_, translated
+from ..models import Condition, DosageForm, Kind, vocabulary_rows
 from .fields import none_if_empty
 
 MAX_PLACE_LENGTH = 200
@@ -29,25 +30,39 @@ HERE_WORDS = frozenset(
     {"near me", "me", "here", "nearby", "near", "my location", "current location", "my area"}
 )
 TRUE_VALUES = frozenset({"1", "true", "on", "yes", "y"})
+# Which kind of listing a filter applies to, as its hint says it.
+KIND_HINTS: dict[str, str] = {Kind.PHARMACY: N_("pharmacies"), Kind.PRESCRIBER: N_("prescribers")}
 FALSE_VALUES = frozenset({"", "0", "false", "off", "no", "n"})
 # Plain decimal numbers only: float() would also take "1_0", "1e-7" and Arabic-Indic digits.
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
 # A typed-back value that was wrong is shown as typed, cut to this length.
 _SHOWN_BACK = 20
 
-NEED_A_PLACE = "Please tell us where you are: a ZIP code, a city and state, or an address."
-PLACE_TOO_LONG = "Please use a shorter place name: a ZIP code or a city and state is enough."
-USE_MY_LOCATION = (
+NEED_A_PLACE = _l("Please tell us where you are: a ZIP code, a city and state, or an address.")
+PLACE_TOO_LONG = _l("Please use a shorter place name: a ZIP code or a city and state is enough.")
+USE_MY_LOCATION = _l(
     "To search near where you are, use the “Use my location” button, or type your ZIP code or town."
 )
-TOGETHER = "Latitude and longitude must be given together."
-LAT_MESSAGE = "Latitude must be a number between {:g} and {:g}.".format(*geomath.LAT_RANGE)
-LON_MESSAGE = "Longitude must be a number between {:g} and {:g}.".format(*geomath.LON_RANGE)
-RADIUS_NOT_A_NUMBER = "The distance must be a number, like 25."
-RADIUS_RANGE = f"The distance must be a number from {search.MIN_RADIUS} to {search.MAX_RADIUS}."
-UNIT_MESSAGE = "The unit must be mi (miles) or km (kilometres)."
-KIND_MESSAGE = "Choose pharmacies, prescribers or both."
-PAGE_MESSAGE = f"The page must be a whole number from 1 to {search.MAX_PAGE}."
+TOGETHER = _l("Latitude and longitude must be given together.")
+LAT_MESSAGE = _l(
+    "Latitude must be a number between %(low)g and %(high)g.",
+    low=geomath.LAT_RANGE[0],
+    high=geomath.LAT_RANGE[1],
+)
+LON_MESSAGE = _l(
+    "Longitude must be a number between %(low)g and %(high)g.",
+    low=geomath.LON_RANGE[0],
+    high=geomath.LON_RANGE[1],
+)
+RADIUS_NOT_A_NUMBER = _l("The distance must be a number, like 25.")
+RADIUS_RANGE = _l(
+    "The distance must be a number from %(low)d to %(high)d.",
+    low=search.MIN_RADIUS,
+    high=search.MAX_RADIUS,
+)
+UNIT_MESSAGE = _l("The unit must be mi (miles) or km (kilometres).")
+KIND_MESSAGE = _l("Choose pharmacies, prescribers or both.")
+PAGE_MESSAGE = _l("The page must be a whole number from 1 to %(high)d.", high=search.MAX_PAGE)
 
 
 def _text(value: object) -> str:
@@ -119,7 +134,7 @@ class FlagField(Field):
     def pre_validate(self, form: Any) -> None:
         if self.text not in TRUE_VALUES | FALSE_VALUES:
             self.data = False
-            raise ValidationError(f"{self.name} must be 1 or 0.")
+            raise ValidationError(_("%(name)s must be 1 or 0.", name=self.name))
 
     def _value(self) -> str:
         return "1"
@@ -135,10 +150,10 @@ class VocabularyField(SelectField):
     ) -> None:
         super().__init__(
             label,
-            description=search.KIND_LABELS[applies].lower(),
+            description=_l(KIND_HINTS[applies]),
             choices=lambda: [
-                ("", "Any"),
-                *((row.code, row.name) for row in vocabulary_rows(model)),
+                ("", _("Any")),
+                *((row.code, translated(row.name)) for row in vocabulary_rows(model)),
             ],
             validate_choice=False,
             filters=[none_if_empty],
@@ -149,7 +164,7 @@ class VocabularyField(SelectField):
         if self.data and self.data not in {choice[0] for choice in self.iter_choices()}:
             self.data = None
             what = self.name.replace("_", " ")
-            raise ValidationError(f"Unknown {what}: choose one from the list.")
+            raise ValidationError(_("Unknown %(what)s: choose one from the list.", what=what))
 
 
 class PlaceField(SearchField):
@@ -170,28 +185,28 @@ class _WhereAndHowFar(FlaskForm):
         csrf = False
 
     near = PlaceField(
-        "Where are you?",
-        description="ZIP code, city and state, or an address",
+        _l("Where are you?"),
+        description=_l("ZIP code, city and state, or an address"),
         filters=[_text],
         render_kw={"maxlength": MAX_PLACE_LENGTH, "autocomplete": "postal-code"},
     )
     lat = CoordinateField(default=None)
     lon = CoordinateField(default=None)
     radius = TypedNumberField(
-        "Within",
+        _l("Within"),
         default=search.DEFAULT_RADIUS,
         widget=NumberInput(step="any", min=search.MIN_RADIUS, max=search.MAX_RADIUS),
         render_kw={"inputmode": "decimal"},
     )
     unit = SelectField(
-        "Unit",
-        choices=[(code, unit.name) for code, unit in search.UNITS.items()],
+        _l("Unit"),
+        choices=[(code, _l(unit.name)) for code, unit in search.UNITS.items()],
         validate_choice=False,
         filters=[_choice_or(search.DEFAULT_UNIT)],
     )
     kind = SelectField(
-        "Looking for",
-        choices=search.KIND_CHOICES,
+        _l("Looking for"),
+        choices=[(kind, _l(label)) for kind, label in search.KIND_CHOICES],
         validate_choice=False,
         filters=[_choice_or(search.BOTH)],
     )
@@ -202,10 +217,10 @@ class _WhereAndHowFar(FlaskForm):
 # which kind of listing a filter applies to.
 _FLAG_FIELDS = {
     name: FlagField(
-        label,
+        _l(label),
         id=f"f-{name}",
         default=False,
-        description="" if applies == search.BOTH else search.KIND_LABELS[applies].lower(),
+        description="" if applies == search.BOTH else _l(KIND_HINTS[applies]),
     )
     for name, (applies, label) in search.FLAG_FILTERS.items()
 }
@@ -231,8 +246,12 @@ KIND_WORDS = {
 
 
 class SearchForm(_WhereAndHowFar):
-    dosage_form = VocabularyField("Form of LDN", DosageForm, search.CHOICE_FILTERS["dosage_form"])
-    condition = VocabularyField("Condition treated", Condition, search.CHOICE_FILTERS["condition"])
+    dosage_form = VocabularyField(
+        _l("Form of LDN"), DosageForm, search.CHOICE_FILTERS["dosage_form"]
+    )
+    condition = VocabularyField(
+        _l("Condition treated"), Condition, search.CHOICE_FILTERS["condition"]
+    )
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> SearchForm:
@@ -326,7 +345,8 @@ class SearchForm(_WhereAndHowFar):
 
     def messages(self) -> dict[str, str]:
         """One message per parameter, for the API's `fields` and the page's summary."""
-        return {name: errors[0] for name, errors in self.errors.items() if errors}
+        # str(): a message may be a lazy translation, which JSON and str.join don't take.
+        return {name: str(errors[0]) for name, errors in self.errors.items() if errors}
 
     @property
     def filters_on(self) -> int:

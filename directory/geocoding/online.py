@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import geopy.geocoders
+from flask_babel import gettext as _
 from geopy.exc import ConfigurationError, GeocoderNotFound
 from geopy.extra.rate_limiter import RateLimiter
 from geopy.geocoders.base import Geocoder
@@ -250,7 +251,7 @@ class Geocoding:
         for name, value in fields.items():
             clean[name] = clean_query(value, what=name) if value and value.strip() else None
         if not clean["country"]:
-            raise GeocodeInputError("Please choose a country.")
+            raise GeocodeInputError(_("Please choose a country."))
         offline = self.offline.address(
             clean["street"], clean["city"], clean["region"], clean["postal_code"], country
         )

@@ -9,13 +9,14 @@ import unicodedata
 from flask_babel import gettext as _
 
 from ..geomath import COORDINATES_MESSAGE, valid_lat_lon
+from ..i18n import N_
 from .place import GeocodeInputError
 
 MAX_QUERY_LENGTH = 200
 
-_MSG_EMPTY = "Please enter a city, ZIP code or address."
-_MSG_TOO_LONG = f"Please use at most {MAX_QUERY_LENGTH} characters for your search."
-_MSG_CONTROL = "Your search contains characters that cannot be used. Please retype it."
+_MSG_EMPTY = N_("Please enter a city, ZIP code or address.")
+_MSG_TOO_LONG = N_("Please use at most %(num)d characters for your search.")
+_MSG_CONTROL = N_("Your search contains characters that cannot be used. Please retype it.")
 
 ZIP_RE = re.compile(r"\d{5}")
 # A ZIP with an optional ZIP+4 suffix, as typed at the start of a query or on its own.
@@ -26,24 +27,24 @@ PLUS4_RE = re.compile(r"\d{4}")
 def clean_query(query: object, *, what: str = "search") -> str:
     """Validate user input and return it stripped; raises GeocodeInputError."""
     if query is None:
-        raise GeocodeInputError(_MSG_EMPTY)
+        raise GeocodeInputError(_(_MSG_EMPTY))
     if not isinstance(query, str):
         raise TypeError(f"{what} must be a string, not {type(query).__name__}")
     # Checked before any other work so that a 10 MB paste costs nothing.
     if len(query) > MAX_QUERY_LENGTH * 4:
-        raise GeocodeInputError(_MSG_TOO_LONG)
+        raise GeocodeInputError(_(_MSG_TOO_LONG, num=MAX_QUERY_LENGTH))
     # Line breaks are what a pasted multi-line address contains: they separate address
     # lines, so they become commas. Tabs are whitespace. Other control characters (NUL,
     # ESC, ...) and lone surrogates never come from a keyboard, so they are rejected.
     text = query.replace("\r\n", ",").replace("\n", ",").replace("\r", ",").replace("\t", " ")
     for ch in text:
         if unicodedata.category(ch) in ("Cc", "Cs"):
-            raise GeocodeInputError(_MSG_CONTROL)
+            raise GeocodeInputError(_(_MSG_CONTROL))
     text = text.strip().strip(",").strip()
     if not text:
-        raise GeocodeInputError(_MSG_EMPTY)
+        raise GeocodeInputError(_(_MSG_EMPTY))
     if len(text) > MAX_QUERY_LENGTH:
-        raise GeocodeInputError(_MSG_TOO_LONG)
+        raise GeocodeInputError(_(_MSG_TOO_LONG, num=MAX_QUERY_LENGTH))
     return text
 
 
@@ -73,7 +74,7 @@ def parse_coordinates(text: str) -> tuple[float, float] | None:
     if match["ew"] and match["ew"] in "Ww":
         lon = -abs(lon)
     if not valid_lat_lon(lat, lon):
-        raise GeocodeInputError(COORDINATES_MESSAGE)
+        raise GeocodeInputError(_(COORDINATES_MESSAGE))
     return lat, lon
 
 
@@ -90,10 +91,10 @@ def check_lat_lon(lat: float, lon: float) -> tuple[float, float]:
     try:
         lat_f, lon_f = float(lat), float(lon)
     except (TypeError, ValueError) as exc:
-        raise GeocodeInputError(COORDINATES_MESSAGE) from exc
+        raise GeocodeInputError(_(COORDINATES_MESSAGE)) from exc
     # valid_lat_lon() refuses NaN and the infinities too.
     if not valid_lat_lon(lat_f, lon_f):
-        raise GeocodeInputError(COORDINATES_MESSAGE)
+        raise GeocodeInputError(_(COORDINATES_MESSAGE))
     return lat_f, lon_f
 
 

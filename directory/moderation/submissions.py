@@ -19,6 +19,7 @@ from .. import duplicates
 from ..db import writing
 from ..extensions import db
 from ..geocoding import Geocoding
+from ..i18n import N_
 from ..listings import apply_data, parse_date, to_data
 from ..models import (
     FlagType,
@@ -44,12 +45,13 @@ class SubmissionsPaused(ModerationError):
     from many addresses must not bury the queue. The message is for the person sending."""
 
 
-PAUSED_FOR_SENDER = (
+# English here (it is compared and logged); the form translates it when it shows it.
+PAUSED_FOR_SENDER = N_(
     "You have sent many suggestions that are still waiting for a moderator, so we can't take "
     "more from you just now. Please try again in a few days, once they have been looked at. "
     "What you typed is still in the form below."
 )
-PAUSED_FOR_EVERYONE = (
+PAUSED_FOR_EVERYONE = N_(
     "So many suggestions are waiting for a moderator that new ones are paused for now. "
     "Please try again in a few days. What you typed is still in the form below."
 )

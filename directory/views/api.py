@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 
 from .. import cards, search
 from ..errors import json_error
@@ -77,7 +78,7 @@ def search_listings() -> ResponseReturnValue:
 def listing(listing_id: int) -> ResponseReturnValue:
     found = public_listing(listing_id)
     if found is None:
-        return json_error(404, "not_found", f"No listing with id {listing_id}.")
+        return json_error(404, "not_found", _("No listing with id %(id)d.", id=listing_id))
     return jsonify(public_dict(found, external=True))
 
 

@@ -13,6 +13,7 @@ from ..extensions import limiter
 from ..forms import form_class
 from ..forms.listing import CORRECTION_FIRST_STEP
 from ..geocoding.app import geocoder
+from ..i18n import translated
 from ..listings import to_data
 from ..models import Kind, Listing, public_listing
 
@@ -78,7 +79,8 @@ def _form_page(kind: Kind, listing: Listing | None) -> ResponseReturnValue:
                 client_address=get_remote_address(),
             )
         except moderation.SubmissionsPaused as exc:
-            paused = str(exc)  # the form comes back as typed, with the reason at the top
+            # The form comes back as typed, with the reason at the top.
+            paused = translated(str(exc))
         else:
             return redirect(url_for("submit.sent", reference=sub.reference), code=303)
     page = render_template(

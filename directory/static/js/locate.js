@@ -14,6 +14,11 @@
   var status = document.getElementById("locate-status");
   var busy = false;
 
+  // The page's own words, in its language (data-* on the status line); English otherwise.
+  function words(name, english) {
+    return (status && status.getAttribute("data-" + name)) || english;
+  }
+
   function say(text) {
     if (status) {
       status.textContent = text;
@@ -29,7 +34,7 @@
     lat.value = position.coords.latitude.toFixed(5);
     lon.value = position.coords.longitude.toFixed(5);
     near.value = "";
-    say("Found you. Searching near your location…");
+    say(words("found", "Found you. Searching near your location…"));
     form.submit();
   }
 
@@ -37,13 +42,23 @@
     done();
     if (error && error.code === 1) {
       say(
-        "Your browser did not share your location, so we can't use it. " +
-          "Type a ZIP code or a town in the box instead."
+        words(
+          "refused",
+          "Your browser did not share your location, so we can't use it. " +
+            "Type a ZIP code or a town in the box instead."
+        )
       );
     } else if (error && error.code === 3) {
-      say("Finding your location took too long. Please try again, or type a ZIP code or a town.");
+      say(
+        words(
+          "slow",
+          "Finding your location took too long. Please try again, or type a ZIP code or a town."
+        )
+      );
     } else {
-      say("We couldn't find your location. Please type a ZIP code or a town instead.");
+      say(
+        words("failed", "We couldn't find your location. Please type a ZIP code or a town instead.")
+      );
     }
   }
 
@@ -63,7 +78,7 @@
     busy = true;
     // aria-disabled rather than disabled, so keyboard focus stays on the button.
     button.setAttribute("aria-disabled", "true");
-    say("Finding your location…");
+    say(words("finding", "Finding your location…"));
     try {
       navigator.geolocation.getCurrentPosition(found, failed, {
         enableHighAccuracy: false,

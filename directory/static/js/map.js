@@ -79,15 +79,27 @@
     var distance = card.querySelector(".distance");
     if (distance) {
       var p = document.createElement("p");
-      p.textContent = clean(distance.textContent) + " away";
+      var away = words("away", "{distance} away");
+      p.textContent = away.replace("{distance}", clean(distance.textContent));
       box.appendChild(p);
     }
     return box;
   }
 
+  // The page's own words, in its language (data-* on the map element); English otherwise.
+  function words(name, english) {
+    return mapEl.getAttribute("data-" + name) || english;
+  }
+
+  function searched(label) {
+    return label
+      ? words("searched-near", "You searched near {place}").replace("{place}", label)
+      : words("searched-here", "You searched here");
+  }
+
   function originPopup(label) {
     var p = document.createElement("p");
-    p.textContent = label ? "You searched near " + label : "You searched here";
+    p.textContent = searched(label);
     return p;
   }
 
@@ -118,11 +130,14 @@
     if (origin[0] !== null && origin[1] !== null) {
       points.push(origin);
       if (single) {
-        L.marker(origin, { title: label || "Map pin", alt: label || "Map pin" }).addTo(map);
+        L.marker(origin, {
+          title: label || words("pin", "Map pin"),
+          alt: label || words("pin", "Map pin")
+        }).addTo(map);
       } else {
         L.marker(origin, {
           icon: L.divIcon({ className: "map-origin", iconSize: [22, 22] }),
-          title: label ? "You searched near " + label : "You searched here",
+          title: searched(label),
           zIndexOffset: -100
         })
           .bindPopup(originPopup(label))
@@ -158,7 +173,10 @@
         }
       },
       function () {
-        mapEl.textContent = "Sorry, the map could not be loaded. The list has every result.";
+        mapEl.textContent = words(
+          "failed",
+          "Sorry, the map could not be loaded. The list has every result."
+        );
       }
     );
   }
