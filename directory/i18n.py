@@ -184,10 +184,11 @@ def select_locale() -> str:
 
 def switch_url(code: str) -> str:
     """This page in another language: the same URL with `lang=code` (a GET; a form being filled
-    in is not resent)."""
+    in is not resent: after a POST it is the same form, empty, in the other language)."""
     args: dict[str, Any] = request.args.to_dict(flat=False)
     args["lang"] = code
-    if request.endpoint and request.method == "GET":
+    rule = request.url_rule
+    if request.endpoint and rule is not None and "GET" in (rule.methods or ()):
         try:
             return url_for(request.endpoint, **(request.view_args or {}), **args)
         except Exception:  # noqa: BLE001 - an endpoint that cannot be rebuilt: go home instead

@@ -56,6 +56,13 @@ def test_every_page_links_to_itself_in_the_other_language(client: FlaskClient) -
     assert switch.select_one('strong[lang="en"]').get_text(strip=True) == "English"
 
 
+def test_after_a_form_is_sent_back_the_switch_opens_the_same_form(client: FlaskClient) -> None:
+    response = client.post("/suggest/pharmacy", data={"name": ""})
+    assert response.status_code == 400
+    link = html(response).select_one('nav.language-switch a[hreflang="es"]')
+    assert link is not None and link["href"] == "/suggest/pharmacy?lang=es"
+
+
 def test_moderation_pages_stay_english(client: FlaskClient) -> None:
     assert lang_of(client, "/login?lang=es") == "en"
 
