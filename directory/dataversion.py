@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, SessionTransaction
 
 from .extensions import db
@@ -61,6 +62,17 @@ def current() -> int:
     rollback at teardown were over half of that. Being outside the request's own transaction
     is safe: the version is read before the page's data, so at worst the tag is older than
     the page, and the next revalidation sends the page again."""
+    dbapi_error = db.engine.dialect.loaded_dbapi.Error
+    try:
+        return _read()
+    except dbapi_error as exc:
+        # A raw connection raises the driver's own errors; the app answers SQLAlchemy's (a
+        # database that is down is a 503 with Retry-After, errors.py), so wrap them as the
+        # engine would have.
+        raise DBAPIError.instance(_CURRENT_SQL, None, exc, dbapi_error) from exc
+
+
+def _read() -> int:
     raw = db.engine.raw_connection()
     # psycopg would send BEGIN before the SELECT and the pool a ROLLBACK after it: three round
     # trips for one. In autocommit the SELECT goes alone. (sqlite3 begins no transaction for a
@@ -74,8 +86,10 @@ def current() -> int:
         cursor.execute(_CURRENT_SQL)
         row = cursor.fetchone()
         cursor.close()
-    finally:
-        if autocommit:
-            driver.autocommit = False  # type: ignore[union-attr]
-        raw.close()  # back to the pool
+    except BaseException:
+        raw.invalidate()  # a connection that failed mid-read is not given to the next request
+        raise
+    if autocommit:
+        driver.autocommit = False  # type: ignore[union-attr]
+    raw.close()  # back to the pool
     return int(row[0]) if row else 0
