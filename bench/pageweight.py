@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--near", default="60601")
     parser.add_argument("--later", default="60614")
+    parser.add_argument(
+        "--locale", default="en-US", help="the browser's language (es-US: the Spanish pages)"
+    )
     parser.add_argument("--screenshots", type=Path, help="a folder for screenshots of the pages")
     parser.add_argument("--output", type=Path, default=Path("bench/results/pageweight.json"))
     args = parser.parse_args(argv)
@@ -70,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         url = f"{server.base}/search?near={args.near}&radius=25"
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-            context = browser.new_context()
+            # The browser's language is what picks the page's (Accept-Language).
+            context = browser.new_context(locale=args.locale)
             page = context.new_page()
             cdp = context.new_cdp_session(page)
             cdp.send("Network.enable")
@@ -81,7 +85,13 @@ def main(argv: list[str] | None = None) -> None:
             later = visit(page, cdp, f"{server.base}/search?near={args.later}&radius=25")
             reload = visit(page, cdp, "reload")
             browser.close()
-    out = {"url": url, "first_visit": first, "later_visit": later, "reload": reload}
+    out = {
+        "url": url,
+        "locale": args.locale,
+        "first_visit": first,
+        "later_visit": later,
+        "reload": reload,
+    }
     for name in ("first_visit", "later_visit", "reload"):
         v = out[name]
         print(f"{name}: {v['bytes']:,} bytes, {v['cards']} cards")
