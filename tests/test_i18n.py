@@ -303,7 +303,7 @@ def test_the_api_message_follows_accept_language(client: FlaskClient) -> None:
     assert "La distancia debe ser un número del 1 al 500." in spanish["message"]
     assert "The distance must be a number from 1 to 500." in english["message"]
     missing = client.get("/api/v1/listings/999999", headers=ES).get_json()["error"]
-    assert missing["message"] == "No hay ningún registro con el id 999999."
+    assert missing["message"] == "No hay ninguna ficha con el id 999999."
     # Results keep their machine values whatever the language.
     builders.pharmacy(sr_policy="ir_only")
     found = client.get("/api/v1/search?near=35233", headers=ES).get_json()
