@@ -28,7 +28,7 @@ NEAR_SPOKANE = {**SPOKANE, "lat": SPOKANE["lat"] + 0.1}  # about 7 miles north
 def mode(request, monkeypatch) -> str:
     # Both ways of settling a transaction's changes must give the same marks.
     if request.param.startswith("bulk"):
-        monkeypatch.setattr(nearby, "BULK_MIN", 0)
+        monkeypatch.setattr(nearby, "AREA_MIN", 1)
     return request.param
 
 

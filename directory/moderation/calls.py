@@ -601,7 +601,7 @@ class Box:
 def _areas(points: Sequence[tuple[float, float]]) -> tuple[Box, Box] | None:
     """The box holding every listing within 25 miles of the points, and the one holding every
     pharmacy that can reach those (50 miles); None near a pole or the 180th meridian, where a
-    box would be wrong and the whole table is read instead."""
+    box would be wrong."""
     if not points:
         return None
     dlat = math.degrees(NEARBY_KM / EARTH_RADIUS)
@@ -680,18 +680,21 @@ def refresh_nearby(batch: int = 5000) -> int:
     return len(near)
 
 
-def refresh_around(points: Sequence[tuple[float, float]], batch: int = 5000) -> int:
+def refresh_around(points: Sequence[tuple[float, float]], batch: int = 5000) -> bool:
     """Work the mark out again, inside the caller's transaction, for every listing within 25
-    miles of any of `points` (the whole table when they reach a pole or the 180th meridian):
-    a bulk write's one set-based pass instead of a query per listing. Returns how many marks
-    changed."""
+    miles of any of `points`: a bulk write's one set-based pass instead of a query per
+    listing. False (nothing done) when the points reach a pole or the 180th meridian, where
+    the box around them would be wrong."""
+    areas = _areas(points)
+    if areas is None:
+        return False
     wrong: dict[bool, list[int]] = {True: [], False: []}
-    for listing_id, stored, computed in _should_be_marked(batch, _areas(points)):
+    for listing_id, stored, computed in _should_be_marked(batch, areas):
         if stored != computed:
             wrong[computed].append(listing_id)
     for value, ids in wrong.items():
         set_marks(ids, value, batch)
-    return len(wrong[True]) + len(wrong[False])
+    return True
 
 
 def set_marks(ids: Sequence[int], value: bool, batch: int = 5000) -> None:

@@ -13,6 +13,7 @@ such changes does one set-based pass over the area they cover instead of a query
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -28,11 +29,14 @@ from . import calls
 # What decides whether a listing is a confirmed pharmacy, or where it is (verified_on is the
 # trigger's, so a Verification added, changed or removed stands for it).
 TRACKED = ("kind", "makes_ldn", "status", "lat", "lon")
-# Above this many changes in one transaction, one pass over the area they cover
-# (calls.refresh_around: one read of the listings and pharmacies in its box) replaces a
-# spatial query or two for each: an import of thousands of rows stays one pass, where a query
-# per row would add seconds. A few decisions stay incremental, never reading a whole state.
-BULK_MIN = 100
+# Changes whose points share one cell of this many degrees, at least AREA_MIN of them, are
+# settled by one pass over the area they cover (calls.refresh_around: one read of the
+# listings and pharmacies in its box) instead of a spatial query or two for each: an import of
+# thousands of rows in one city stays a few passes. Scattered changes (a registry file's new
+# pharmacies across the country) stay one indexed query each: one box around them all would
+# be the whole table, 44 s at 1M listings, for every batch.
+CELL_DEGREES = 1.0
+AREA_MIN = 25
 _BEFORE = "nearby_before"  # session.info: listing id -> its State before this transaction
 _CHUNK = 5000  # ids per IN (...), well under both databases' bound-parameter limits
 
@@ -133,40 +137,65 @@ def _forget(session: Session, previous: SessionTransaction) -> None:
         session.info.pop(_BEFORE, None)
 
 
-def settle(session: Session, before: dict[int, State | None]) -> None:
-    """Move the marks for what changed between `before` and now."""
-    after = _states(session, before)
-    lost: list[tuple[int, tuple[float, float]]] = []  # a confirmed pharmacy gone from a point
-    gained: list[tuple[float, float]] = []  # a confirmed pharmacy now at a point
-    moved: list[int] = []  # listings new or moved: their own mark
+@dataclass(frozen=True)
+class Change:
+    listing_id: int
+    point: tuple[float, float]
+    lost: bool  # a confirmed pharmacy gone from this point (unconfirmed, moved or deleted)
+    gained: bool  # a confirmed pharmacy now at this point (it marks itself too)
+    # Otherwise the listing is new here or moved here: its own mark.
+
+    @property
+    def cell(self) -> tuple[int, int]:
+        lat, lon = self.point
+        return math.floor(lat / CELL_DEGREES), math.floor(lon / CELL_DEGREES)
+
+
+def _changes(
+    before: dict[int, State | None], after: dict[int, State]
+) -> tuple[list[Change], list[int]]:
+    """What moved between before and now, and the listings now without a point."""
+    changes: list[Change] = []
+    unplaced: list[int] = []
     for listing_id, was in before.items():
         now = after.get(listing_id)
         was_at = was.point if was and was.confirmed else None
         now_at = now.point if now and now.confirmed else None
         if was_at and was_at != now_at:
-            lost.append((listing_id, was_at))
+            changes.append(Change(listing_id, was_at, lost=True, gained=False))
         if now_at and now_at != was_at:
-            gained.append(now_at)  # marks the pharmacy itself too
+            changes.append(Change(listing_id, now_at, lost=False, gained=True))
         elif now is not None and (was is None or was.point != now.point):
-            moved.append(listing_id)
-    if not (lost or gained or moved):
-        return
-    if len(lost) + len(gained) + len(moved) > BULK_MIN:
-        points = [p for _, p in lost] + gained
-        points += [s.point for i in moved if (s := after[i]).point is not None]
-        unplaced = [i for i in moved if after[i].point is None]
-        calls.set_marks(unplaced, False)
-        if points:  # none would mean the whole table
-            calls.refresh_around(points)
-        return
-    # Unmarking first: a pharmacy that moved is unmarked where it was, then marks where it is.
-    for listing_id, (lat, lon) in lost:
-        calls.unmark_around(listing_id, lat, lon)
-    for lat, lon in gained:
-        calls.mark_around(lat, lon)
-    marks: dict[bool, list[int]] = {True: [], False: []}
-    for listing_id in moved:
-        point = after[listing_id].point
-        marks[point is not None and calls.confirmed_near(*point)].append(listing_id)
-    for value, ids in marks.items():
+            if now.point is None:
+                unplaced.append(listing_id)
+            else:
+                changes.append(Change(listing_id, now.point, lost=False, gained=False))
+    return changes, unplaced
+
+
+def settle(session: Session, before: dict[int, State | None]) -> None:
+    """Move the marks for what changed between `before` and now. Every step writes only true
+    marks worked out from the committed-to-be state, so their order cannot matter for the
+    result, only for the work (unmarking first: a pharmacy that moved is unmarked where it
+    was, then marks where it is)."""
+    changes, unplaced = _changes(before, _states(session, before))
+    calls.set_marks(unplaced, False)
+    by_cell: dict[tuple[int, int], list[Change]] = {}
+    for change in changes:
+        by_cell.setdefault(change.cell, []).append(change)
+    one_by_one: list[Change] = []
+    for group in by_cell.values():
+        if len(group) < AREA_MIN or not calls.refresh_around([c.point for c in group]):
+            one_by_one.extend(group)
+    for change in one_by_one:
+        if change.lost:
+            calls.unmark_around(change.listing_id, *change.point)
+    for change in one_by_one:
+        if change.gained:
+            calls.mark_around(*change.point)
+    own: dict[bool, list[int]] = {True: [], False: []}
+    for change in one_by_one:
+        if not (change.lost or change.gained):
+            own[calls.confirmed_near(*change.point)].append(change.listing_id)
+    for value, ids in own.items():
         calls.set_marks(ids, value)
