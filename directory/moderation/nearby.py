@@ -7,8 +7,8 @@ decisions, upkeep, imports and call outcomes all do that through the ORM, so the
 notes it here instead of each of them remembering to: before each flush, the listings it is
 about to touch are read once as they were before the transaction touched them; just before
 the commit, they are read again in one statement (which sees what the triggers wrote), and only
-those whose state changed move the marks around them. A bulk write (an import batch) with many
-such changes does one set-based pass over the area they cover instead of a query for each.
+those whose state changed move the marks around them. Where a bulk write (an import) makes
+many changes in one area, one set-based pass over that area replaces a query for each.
 """
 
 from __future__ import annotations
