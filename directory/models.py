@@ -222,8 +222,8 @@ class Listing(ListingFacts, Model):
     # (derived.py), like phone_digits, verified_on and ListingRegion.rank.
     on_curated_list: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # True while a confirmed pharmacy (moderation/calls.py: is_confirmed_pharmacy) is within
-    # 25 miles: the call list puts the listings without one first. Kept by the call list's
-    # outcomes, which are what confirms pharmacies, and rebuilt by calls.refresh_nearby().
+    # 25 miles: the call list puts the listings without one first. Kept at every commit that
+    # changes a listing or verification (moderation/nearby.py), rebuilt by refresh_nearby().
     confirmed_nearby: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     fillers: Mapped[list[Filler]] = relationship(

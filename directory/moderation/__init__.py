@@ -52,6 +52,9 @@ from .decisions import (
     review,
 )
 from .errors import AlreadyHandled, ModerationError, NotFound
+
+# Imported for its session hooks: every write keeps listings.confirmed_nearby right.
+from .nearby import settle as settle_nearby
 from .queue import QUEUE_PAGE, QueuePage, due_for_reverification, pending, queue_counts, queue_page
 from .submissions import (
     ADDRESS_FIELDS,
@@ -138,6 +141,7 @@ __all__ = [
     "set_account_active",
     "set_pin",
     "set_role",
+    "settle_nearby",
     "set_status",
     "submit",
     "toggle_active",

@@ -4,10 +4,9 @@ written to the listing through the same audited paths as every other change.
 
 Order: listings with no confirmed pharmacy within 25 miles come first, because a patient
 there has nowhere known to go. Whether one is near is kept on the listing
-(`listings.confirmed_nearby`) by the outcomes that confirm or unconfirm a pharmacy, so the
-list is read in index order without measuring distances; `refresh_nearby()` works it out
-again from scratch (after an import or a moderator's status change, which can also change
-what counts as confirmed).
+(`listings.confirmed_nearby`), so the list is read in index order without measuring distances.
+Every write keeps it at its commit (moderation/nearby.py calls mark_around, unmark_around,
+confirmed_near or refresh_around here); `refresh_nearby()` works it out again from scratch.
 """
 
 from __future__ import annotations
@@ -80,11 +79,18 @@ class CallFilters:
 def is_confirmed_pharmacy(listing: Listing) -> bool:
     """A pharmacy someone has checked and that makes LDN: what "a confirmed pharmacy nearby"
     means for the list's order."""
+    return confirmed(listing.kind, listing.makes_ldn, listing.status, listing.verified_on)
+
+
+def confirmed(
+    kind: Kind | None, makes_ldn: bool | None, status: Status | None, verified_on: date | None
+) -> bool:
+    # is_confirmed_pharmacy's rule on bare column values (moderation/nearby.py reads rows).
     return (
-        listing.kind == Kind.PHARMACY
-        and listing.makes_ldn is True
-        and listing.status != Status.CLOSED
-        and listing.verified_on is not None
+        kind == Kind.PHARMACY
+        and makes_ldn is True
+        and status != Status.CLOSED
+        and verified_on is not None
     )
 
 
@@ -378,7 +384,6 @@ def record_call(
         listing = get_listing(listing_id)
         if not _take(listing.id, user, now):
             raise _busy(listing.id, now)
-        was_confirmed = is_confirmed_pharmacy(listing)
         reason = f"Phone call by {user.username}" + (f": {note}" if note else "")
         changes: dict[str, Any] = {}
         if outcome == CallOutcome.CONFIRMED:
@@ -421,12 +426,7 @@ def record_call(
             reason=note,
         )
         db.session.execute(delete(CallClaim).where(CallClaim.listing_id == listing.id))
-        db.session.flush()
-        confirmed = is_confirmed_pharmacy(listing)
-        if confirmed and not was_confirmed:
-            mark_nearby(listing)
-        elif was_confirmed and not confirmed:
-            unmark_nearby(listing)
+        # confirmed_nearby follows at commit (moderation/nearby.py), as for every other write.
         return listing
 
 
@@ -498,18 +498,23 @@ def mark_nearby(pharmacy: Listing) -> int:
     """A pharmacy became confirmed: everything within 25 miles now has one nearby."""
     if pharmacy.lat is None or pharmacy.lon is None:
         return 0
-    in_box = _in_box(pharmacy.lat, pharmacy.lon, NEARBY_KM)
+    return mark_around(pharmacy.lat, pharmacy.lon)
+
+
+def mark_around(lat: float, lon: float) -> int:
+    """A confirmed pharmacy is now at (lat, lon): mark everything within 25 miles."""
+    in_box = _in_box(lat, lon, NEARBY_KM)
     if db.engine.dialect.name == "sqlite" and _few_unmarked():
         # Once most of a directory is marked (a campaign under way), walk the few unmarked
         # listings from the index and check each against the box's ids, instead of looking
         # up every listing in the box: `+id` keeps SQLite from driving the query by the box.
-        in_box = _unindexed(Listing.id).in_(_rtree_ids(pharmacy.lat, pharmacy.lon, NEARBY_KM))
+        in_box = _unindexed(Listing.id).in_(_rtree_ids(lat, lon, NEARBY_KM))
     return _rowcount(
         update(Listing)
         .where(
             in_box,
             Listing.confirmed_nearby.is_(False),
-            sql_distance_km(pharmacy.lat, pharmacy.lon) <= NEARBY_KM,
+            sql_distance_km(lat, lon) <= NEARBY_KM,
         )
         .values(confirmed_nearby=True)
         .execution_options(synchronize_session=False)
@@ -521,7 +526,12 @@ def unmark_nearby(pharmacy: Listing) -> int:
     confirmed pharmacy is within 25 miles of them."""
     if pharmacy.lat is None or pharmacy.lon is None:
         return 0
-    lat, lon = pharmacy.lat, pharmacy.lon
+    return unmark_around(pharmacy.id, pharmacy.lat, pharmacy.lon)
+
+
+def unmark_around(pharmacy_id: int, lat: float, lon: float) -> int:
+    """The confirmed pharmacy `pharmacy_id` was at (lat, lon) and no longer counts there
+    (unconfirmed, closed, moved or deleted): unmark its neighbours left with none nearby."""
     marked = db.session.execute(
         select(Listing.id, Listing.lat, Listing.lon).where(
             _in_box(lat, lon, NEARBY_KM),
@@ -533,7 +543,7 @@ def unmark_nearby(pharmacy: Listing) -> int:
         return 0
     others = db.session.execute(
         select(Listing.lat, Listing.lon).where(
-            _in_box(lat, lon, 2 * NEARBY_KM), Listing.id != pharmacy.id, *_confirmed_pharmacy_sql()
+            _in_box(lat, lon, 2 * NEARBY_KM), Listing.id != pharmacy_id, *_confirmed_pharmacy_sql()
         )
     ).all()
     points = [(p, q) for p, q in others if p is not None and q is not None]
@@ -572,22 +582,64 @@ def _offsets(reach_lat: int, reach_lon: int) -> list[tuple[int, int]]:
     return sorted(cells, key=lambda c: (c[0] / reach_lat) ** 2 + (c[1] / reach_lon) ** 2)
 
 
-def _should_be_marked(batch: int) -> Iterator[tuple[int, bool, bool]]:
-    """(listing id, stored mark, computed mark) for every listing with a point: the mark
-    worked out from scratch, in Python over a grid rather than one spatial query per confirmed
-    pharmacy (with 400k of them, the 1M bench database, that would take hours); each listing
-    is read once."""
+@dataclass(frozen=True)
+class Box:
+    """South, north, west and east edges in degrees, not across the 180th meridian."""
+
+    south: float
+    north: float
+    west: float
+    east: float
+
+    def holds(self) -> list[ColumnElement[bool]]:
+        return [
+            Listing.lat.between(self.south, self.north),
+            Listing.lon.between(self.west, self.east),
+        ]
+
+
+def _areas(points: Sequence[tuple[float, float]]) -> tuple[Box, Box] | None:
+    """The box holding every listing within 25 miles of the points, and the one holding every
+    pharmacy that can reach those (50 miles); None near a pole or the 180th meridian, where a
+    box would be wrong."""
+    if not points:
+        return None
+    dlat = math.degrees(NEARBY_KM / EARTH_RADIUS)
+    lats, lons = [p for p, _ in points], [q for _, q in points]
+    widest = max(abs(min(lats)), abs(max(lats))) + 2 * dlat
+    if widest >= 89:
+        return None
+    dlon = math.degrees(NEARBY_KM / (EARTH_RADIUS * math.cos(math.radians(widest))))
+    south, north, west, east = min(lats), max(lats), min(lons), max(lons)
+    if west - 2 * dlon < -180 or east + 2 * dlon > 180:
+        return None
+    listings = Box(south - dlat, north + dlat, west - dlon, east + dlon)
+    return listings, Box(south - 2 * dlat, north + 2 * dlat, west - 2 * dlon, east + 2 * dlon)
+
+
+def _should_be_marked(
+    batch: int, areas: tuple[Box, Box] | None = None
+) -> Iterator[tuple[int, bool, bool]]:
+    """(listing id, stored mark, computed mark) for every listing with a point (or only those
+    in `areas`' first box): the mark worked out from scratch, in Python over a grid rather
+    than one spatial query per confirmed pharmacy (with 400k of them, the 1M bench database,
+    that would take hours); each listing is read once."""
+    listing_box: list[ColumnElement[bool]] = areas[0].holds() if areas else []
+    pharmacy_box: list[ColumnElement[bool]] = areas[1].holds() if areas else []
     grid: dict[tuple[int, int], list[tuple[float, float]]] = {}
     for lat, lon in db.session.execute(
         select(Listing.lat, Listing.lon).where(
-            *_confirmed_pharmacy_sql(), Listing.lat.is_not(None), Listing.lon.is_not(None)
+            *_confirmed_pharmacy_sql(),
+            Listing.lat.is_not(None),
+            Listing.lon.is_not(None),
+            *pharmacy_box,
         )
     ):
         if lat is not None and lon is not None:  # the query says so; the types don't
             grid.setdefault(_cell(lat, lon), []).append((lat, lon))
     reach_lat = math.ceil(math.degrees(NEARBY_KM / EARTH_RADIUS) / _CELL)
     rows = db.session.execute(
-        select(Listing.id, Listing.lat, Listing.lon, Listing.confirmed_nearby),
+        select(Listing.id, Listing.lat, Listing.lon, Listing.confirmed_nearby).where(*listing_box),
         execution_options={"yield_per": batch},
     )
     for listing_id, lat, lon, stored in rows:
@@ -628,11 +680,53 @@ def refresh_nearby(batch: int = 5000) -> int:
     return len(near)
 
 
+def refresh_around(points: Sequence[tuple[float, float]], batch: int = 5000) -> bool:
+    """Work the mark out again, inside the caller's transaction, for every listing within 25
+    miles of any of `points`: a bulk write's one set-based pass instead of a query per
+    listing. False (nothing done) when the points reach a pole or the 180th meridian, where
+    the box around them would be wrong."""
+    areas = _areas(points)
+    if areas is None:
+        return False
+    wrong: dict[bool, list[int]] = {True: [], False: []}
+    for listing_id, stored, computed in _should_be_marked(batch, areas):
+        if stored != computed:
+            wrong[computed].append(listing_id)
+    for value, ids in wrong.items():
+        set_marks(ids, value, batch)
+    return True
+
+
+def set_marks(ids: Sequence[int], value: bool, batch: int = 5000) -> None:
+    for start in range(0, len(ids), batch):
+        db.session.execute(
+            update(Listing)
+            .where(Listing.id.in_(ids[start : start + batch]))
+            .values(confirmed_nearby=value)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def confirmed_near(lat: float, lon: float) -> bool:
+    """Whether a confirmed pharmacy is within 25 miles of (lat, lon): the mark of a listing
+    new there, or moved there."""
+    found = db.session.scalar(
+        select(Listing.id)
+        .where(
+            _in_box(lat, lon, NEARBY_KM),
+            *_confirmed_pharmacy_sql(),
+            sql_distance_km(lat, lon) <= NEARBY_KM,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 def nearby_drift(batch: int = 5000) -> list[int]:
     """The listings whose stored `confirmed_nearby` differs from what refresh_nearby() would
-    write (`flask check` reports them): reads every listing once, writes nothing. Moderators'
-    decisions and imports outside the call list can leave the mark stale, and only the order
-    of the call list reads it; `flask refresh-call-list` puts it right."""
+    write (`flask check` reports them): reads every listing once, writes nothing. Every ORM
+    write keeps the mark (moderation/nearby.py), so drift means a write outside it (raw SQL);
+    `flask refresh-call-list` puts it right."""
     return [i for i, stored, computed in _should_be_marked(batch) if stored != computed]
 
 
