@@ -19,6 +19,7 @@ from directory.models import Kind, Listing, Status
 from directory.moderation import calls, nearby
 from tests import builders
 from tests.test_calls import SEATTLE, SPOKANE, TACOMA, imported, nearby_oracle, stored_nearby
+from tests.test_decisions import report
 
 TODAY = date.today()
 NEAR_SPOKANE = {**SPOKANE, "lat": SPOKANE["lat"] + 0.1}  # about 7 miles north
@@ -46,18 +47,6 @@ def right() -> dict[int, bool]:
     return stored
 
 
-def correction(listing: Listing, problem: str, **changes):
-    sub, created = moderation.submit(
-        listing_kind=listing.kind,
-        listing=listing,
-        data={**to_data(listing), **changes},
-        geocoding=Geocoding(),
-        problem=problem,
-    )
-    assert created
-    return sub
-
-
 def test_approving_a_correction_that_confirms_a_pharmacy_marks_its_neighbours(
     app, mod, mode
 ) -> None:
@@ -65,7 +54,7 @@ def test_approving_a_correction_that_confirms_a_pharmacy_marks_its_neighbours(
     tacoma = imported(**TACOMA)
     spokane = imported(**SPOKANE)
     assert not any(right().values())
-    sub = correction(seattle, "wrong_details", makes_ldn=True, sr_policy="ir_only")
+    sub = report(seattle, "wrong_details", makes_ldn=True, sr_policy="ir_only")
     moderation.approve(sub.id, mod, verify_method="phone")  # "I also checked"
     marks = right()
     assert marks[seattle.id] and marks[tacoma.id] and not marks[spokane.id]
@@ -81,7 +70,7 @@ def test_mark_closed_and_resolve_unmarks_neighbours_left_without_one(
     marks = right()  # the builders' commits marked them already
     assert marks[tacoma.id] and marks[near_spokane.id]
 
-    sub = correction(seattle, "closed")
+    sub = report(seattle, "closed")
     assert auth.login("mod").status_code == 303
     response = client.post(
         f"/moderation/submissions/{sub.id}/resolve", data={"resolution": "close"}

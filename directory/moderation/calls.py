@@ -670,13 +670,7 @@ def refresh_nearby(batch: int = 5000) -> int:
             .values(confirmed_nearby=False)
             .execution_options(synchronize_session=False)
         )
-        for start in range(0, len(near), batch):
-            db.session.execute(
-                update(Listing)
-                .where(Listing.id.in_(near[start : start + batch]))
-                .values(confirmed_nearby=True)
-                .execution_options(synchronize_session=False)
-            )
+        set_marks(near, True, batch)
     return len(near)
 
 
