@@ -13,9 +13,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from directory.extensions import db
-from tests.browser.helpers import CHROMIUM, DESKTOP, LAUNCH_ARGS, TILE_HOST, TILE_URL
-from tests.conftest import LiveServer, make_app
+from tests.browser.helpers import (
+    CHROMIUM,
+    DESKTOP,
+    LAUNCH_ARGS,
+    TILE_HOST,
+    TILE_URL,
+    seeded_server,
+)
+from tests.conftest import LiveServer
 
 # The longest any wait for a condition may take before the test fails. Waits end as soon as
 # their condition holds, so this costs nothing when the machine is idle; on a shared 2-core
@@ -111,13 +117,5 @@ def open_page(browser: Any) -> Iterator[Callable[..., Any]]:
 @pytest.fixture
 def map_server(database_url: str) -> Iterator[LiveServer]:
     """Like live_server, but with the map switched on (tiles from an address that never answers)."""
-    from directory import seeding
-
-    app = make_app(database_url, WTF_CSRF_ENABLED=True, MAP_TILE_URL=TILE_URL)
-    with app.app_context():
-        seeding.load()
-        db.session.remove()
-    with LiveServer(app) as server:
+    with seeded_server(database_url, MAP_TILE_URL=TILE_URL) as server:
         yield server
-    with app.app_context():
-        db.engine.dispose()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ from sqlalchemy import select
 from directory.extensions import db
 from directory.models import Kind, Listing
 from tests import builders
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, LiveServer, make_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -168,3 +170,18 @@ def sign_in(page: Any, app: Flask, base: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"/moderation/$"))
+
+
+@contextmanager
+def seeded_server(database_url: str, **settings: Any) -> Iterator[LiveServer]:
+    """A live server with CSRF on and the sample data, and these settings."""
+    from directory import seeding
+
+    app = make_app(database_url, WTF_CSRF_ENABLED=True, **settings)
+    with app.app_context():
+        seeding.load()
+        db.session.remove()
+    with LiveServer(app) as server:
+        yield server
+    with app.app_context():
+        db.engine.dispose()

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from directory.extensions import db
 from directory.models import Kind
 from tests.browser.helpers import (
     PHONE,
@@ -21,8 +20,9 @@ from tests.browser.helpers import (
     listing_path,
     run_axe,
     screenshot,
+    seeded_server,
 )
-from tests.conftest import LiveServer, make_app
+from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.browser
 
@@ -34,18 +34,8 @@ FILTERED = "/search?near=98101&kind=pharmacy&ir_only=1&safe_fillers=1&radius=25&
 def server(database_url: str) -> Iterator[LiveServer]:
     """The sample data, the map on (tiles from an address that never answers) and a contact
     address, as a real deployment would have them."""
-    from directory import seeding
-
-    app = make_app(
-        database_url, WTF_CSRF_ENABLED=True, MAP_TILE_URL=TILE_URL, CONTACT_EMAIL=CONTACT
-    )
-    with app.app_context():
-        seeding.load()
-        db.session.remove()
-    with LiveServer(app) as running:
+    with seeded_server(database_url, MAP_TILE_URL=TILE_URL, CONTACT_EMAIL=CONTACT) as running:
         yield running
-    with app.app_context():
-        db.engine.dispose()
 
 
 def top(page: Any, selector: str) -> float:
