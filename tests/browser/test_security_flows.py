@@ -12,8 +12,8 @@ import pytest
 from directory.extensions import db
 from directory.models import Role, User
 from tests import builders
-from tests.browser.helpers import screenshot, send_suggestion, sign_in
-from tests.conftest import PASSWORD, LiveServer, make_app
+from tests.browser.helpers import screenshot, seeded_server, send_suggestion, sign_in
+from tests.conftest import PASSWORD, LiveServer
 
 
 def test_a_session_copied_before_sign_out_opens_nothing_after(live_server, open_page) -> None:
@@ -40,18 +40,8 @@ def test_a_session_copied_before_sign_out_opens_nothing_after(live_server, open_
 
 @pytest.fixture
 def capped_server(database_url: str) -> Iterator[LiveServer]:
-    from directory import seeding
-
-    app = make_app(
-        database_url, WTF_CSRF_ENABLED=True, MAP_TILE_URL="", PENDING_SUBMISSIONS_PER_ADDRESS=1
-    )
-    with app.app_context():
-        seeding.load()
-        db.session.remove()
-    with LiveServer(app) as server:
+    with seeded_server(database_url, MAP_TILE_URL="", PENDING_SUBMISSIONS_PER_ADDRESS=1) as server:
         yield server
-    with app.app_context():
-        db.engine.dispose()
 
 
 def test_at_the_pending_cap_the_form_explains_and_keeps_what_was_typed(
